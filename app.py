@@ -1,0 +1,110 @@
+"""The application factory: config, database, Redis, Api, Sock, blueprints, errors, CLI."""
+import http
+import logging
+
+import click
+import peewee
+from flask import Flask, jsonify
+from flask_smorest import Api
+from flask_sock import Sock
+
+from config import load_config
+from freeswitch.commands import FreeSwitchCommands
+from models import create_tables, db, init_db
+from services.container import build_services
+from services.errors import ServiceError
+from services.redis_client import make_redis
+
+from blueprints.analytics.routes import blp as analytics_blp
+from blueprints.calls.routes import blp as calls_blp
+from blueprints.health.routes import blp as health_blp
+from blueprints.recordings.routes import blp as recordings_blp
+from blueprints.sip.routes import blp as sip_blp
+from blueprints.ws import routes as ws_routes
+
+# Order matters for routing: /api/calls/recordings and /api/calls/statistics are
+# registered before the /api/calls/<id> routes could shadow them (they cannot,
+# being typed uuid, but keep the specific ones first anyway).
+BLUEPRINTS = (health_blp, recordings_blp, analytics_blp, calls_blp, sip_blp)
+
+logger = logging.getLogger(__name__)
+
+
+def _error_json(code, message, errors=None):
+    body = {"code": code, "status": http.HTTPStatus(code).phrase, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def register_error_handlers(app):
+    @app.errorhandler(ServiceError)
+    def service_error(exc):
+        response = jsonify(_error_json(exc.code, exc.message, exc.errors))
+        response.status_code = exc.code
+        response.headers.update(exc.headers)
+        return response
+
+    @app.errorhandler(peewee.IntegrityError)
+    def integrity_error(exc):
+        db.rollback() if not db.is_closed() else None
+        return jsonify(_error_json(409, "conflicts with stored data")), 409
+
+    @app.errorhandler(peewee.OperationalError)
+    @app.errorhandler(peewee.InterfaceError)
+    def database_down(exc):
+        logger.error("database unavailable: %s", exc)
+        response = jsonify(_error_json(503, "the database is unavailable; try again shortly"))
+        response.headers["Retry-After"] = "5"
+        return response, 503
+
+
+def register_cli(app):
+    @app.cli.command("init-db")
+    def init_db_command():
+        """Create missing tables and indexes (safe to run twice)."""
+        create_tables()
+        click.echo("database ready")
+
+
+def create_app(config=None):
+    cfg = load_config()
+    cfg.update(config or {})
+    app = Flask(__name__)
+    app.config.update(cfg)
+    app.config.update(
+        API_TITLE="Call Center API", API_VERSION="1.0.0", OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api", OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=cfg["MAX_CONTENT_LENGTH"])
+    app.json.sort_keys = False
+    logging.basicConfig(level=cfg["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    init_db(cfg["DATABASE_URL"])
+    with db.connection_context():
+        create_tables()
+    redis_conn = make_redis(cfg["REDIS_URL"])
+    commands = FreeSwitchCommands(cfg["FREESWITCH_HOST"], cfg["FREESWITCH_PORT"],
+                                  cfg["FREESWITCH_PASSWORD"], timeout=cfg["FREESWITCH_TIMEOUT"],
+                                  profile=cfg["FREESWITCH_PROFILE"])
+    app.extensions["services"] = build_services(cfg, redis_conn, commands)
+
+    @app.before_request
+    def _open_db():
+        db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close_db(exc):
+        if not db.is_closed():
+            db.close()
+
+    api = Api(app)
+    for blp in BLUEPRINTS:
+        api.register_blueprint(blp)
+    sock = Sock(app)
+    ws_routes.register(app, sock)
+    register_error_handlers(app)
+    register_cli(app)
+    return app

@@ -1,0 +1,1 @@
+"""Calls: start, update, end, read, delete and the call history."""

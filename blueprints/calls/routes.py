@@ -1,0 +1,80 @@
+"""Calls routes: thin views that parse, make one service call and dump."""
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from blueprints.calls.schemas import (CallEndSchema, CallEventSchema, CallQueryArgsSchema,
+                                      CallSchema, CallStartSchema, CallUpdateSchema)
+from blueprints.pagination import PeeweePage
+
+blp = Blueprint("calls", __name__, url_prefix="/api/calls",
+                description="Place, track and end calls; the call history.")
+
+
+def calls():
+    return current_app.extensions["services"].calls
+
+
+@blp.route("/start")
+class CallStart(MethodView):
+    @blp.arguments(CallStartSchema)
+    @blp.response(201, CallSchema)
+    @blp.alt_response(503, description="FreeSWITCH unreachable; the call is stored as failed")
+    def post(self, args):
+        """Start an outbound call (an Idempotency-Key header makes retries safe)."""
+        args["from"] = args.pop("from_", None)
+        key = request.headers.get("Idempotency-Key")
+        call, created = calls().start(args, idempotency_key=key[:255] if key else None)
+        return call, 201 if created else 200
+
+
+@blp.route("/history")
+class CallHistory(MethodView):
+    @blp.arguments(CallQueryArgsSchema, location="query")
+    @blp.response(200, CallSchema(many=True))
+    @blp.paginate(PeeweePage, page_size=50, max_page_size=500)
+    def get(self, args):
+        """List calls, newest first, with filters; paging in X-Pagination."""
+        return calls().history_query(args)
+
+
+@blp.route("/<uuid:call_id>")
+class CallById(MethodView):
+    @blp.response(200, CallSchema)
+    def get(self, call_id):
+        """Get one call."""
+        return calls().get(call_id)
+
+    @blp.response(204)
+    @blp.alt_response(409, description="The call is live; end it first")
+    def delete(self, call_id):
+        """Delete an ended call with its event trail and recordings."""
+        calls().delete(call_id)
+
+
+@blp.route("/<uuid:call_id>/update")
+class CallUpdate(MethodView):
+    @blp.arguments(CallUpdateSchema)
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description="Impossible status transition")
+    def put(self, changes, call_id):
+        """Update status (through the state machine), notes, outcome or metadata."""
+        return calls().update(call_id, changes)
+
+
+@blp.route("/<uuid:call_id>/end")
+class CallEnd(MethodView):
+    @blp.arguments(CallEndSchema)
+    @blp.response(200, CallSchema)
+    @blp.alt_response(503, description="FreeSWITCH unreachable; the call is still up")
+    def post(self, args, call_id):
+        """Hang up a live call; ending an ended call returns it unchanged (idempotent)."""
+        return calls().end(call_id, outcome=args.get("outcome"), notes=args.get("notes"))
+
+
+@blp.route("/<uuid:call_id>/events")
+class CallEvents(MethodView):
+    @blp.response(200, CallEventSchema(many=True))
+    def get(self, call_id):
+        """The call's trail of state changes, oldest first."""
+        return calls().events_of(call_id)

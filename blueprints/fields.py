@@ -1,0 +1,30 @@
+"""Shared marshmallow fields: ISO-8601 UTC times and safe identifiers."""
+import datetime
+
+from marshmallow import ValidationError, fields, validate
+
+# Dialable numbers and SIP user parts: digits, +*#, letters for SIP URIs, no
+# separators that could break a FreeSWITCH dial string or channel variable.
+NUMBER = validate.Regexp(r"^[A-Za-z0-9+*#._@:\-]{1,64}$",
+                         error="must be 1-64 characters of digits, letters and + * # . _ @ : -")
+IDENT = validate.Regexp(r"^[A-Za-z0-9._:@\-]{1,64}$",
+                        error="must be 1-64 characters of letters, digits and . _ : @ -")
+
+
+class UTCDateTime(fields.DateTime):
+    """Naive UTC in the database; ISO-8601 with Z on the wire; any offset accepted in."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.isoformat(timespec="milliseconds") + "Z"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if result.tzinfo is not None:
+            result = result.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        if result.year < 1970 or result.year > 9999:
+            raise ValidationError("date out of range")
+        return result

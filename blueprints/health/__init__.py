@@ -1,0 +1,1 @@
+"""Health: is the service and what it depends on up."""

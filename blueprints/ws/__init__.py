@@ -1,0 +1,1 @@
+"""The /ws WebSocket: live channels."""

@@ -1,0 +1,1 @@
+"""Everything that speaks to FreeSWITCH; it imports nothing from the HTTP layer."""

@@ -1,0 +1,87 @@
+"""The `events` process: one subscribed Event Socket connection per FreeSWITCH node.
+
+Run as `python -m freeswitch`. Builds its objects here and nowhere else.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.event  # noqa: E402
+import redis  # noqa: E402
+
+from gevent_setup import make_db_cooperative  # noqa: E402
+
+make_db_cooperative()
+
+from config import load_config  # noqa: E402
+from freeswitch.call_events import CallEventHandlers  # noqa: E402
+from freeswitch.commands import FreeSwitchCommands  # noqa: E402
+from freeswitch.listener import EventListener  # noqa: E402
+from models import create_tables, db, init_db  # noqa: E402
+from services.container import build_services, domain_event_handlers  # noqa: E402
+from services.health import EVENTS_STATE_KEY  # noqa: E402
+from services.redis_client import make_redis  # noqa: E402
+
+logger = logging.getLogger("events")
+
+
+def report_state(listener, redis_conn, interval=5.0):
+    """Tell the web processes (health, metrics) how the ESL connection is doing."""
+    while True:
+        state = {"state": listener.state, "since": listener.connected_since,
+                 "events_applied": listener.events_applied,
+                 "queue": listener.queue.qsize(), "at": time.time()}
+        try:
+            redis_conn.set(EVENTS_STATE_KEY, json.dumps(state), ex=int(interval * 3))
+        except redis.RedisError as exc:
+            logger.debug("could not report state: %s", exc)
+        gevent.sleep(interval)
+
+
+def build(cfg):
+    init_db(cfg["DATABASE_URL"])
+    with db.connection_context():
+        create_tables()
+    redis_conn = make_redis(cfg["REDIS_URL"])
+    commands = FreeSwitchCommands(cfg["FREESWITCH_HOST"], cfg["FREESWITCH_PORT"],
+                                  cfg["FREESWITCH_PASSWORD"], timeout=cfg["FREESWITCH_TIMEOUT"],
+                                  profile=cfg["FREESWITCH_PROFILE"])
+    services = build_services(cfg, redis_conn, commands)
+    call_handlers = CallEventHandlers(services.calls)
+    handlers = call_handlers.subscriptions()
+    handlers.update(domain_event_handlers(services))
+    listener = EventListener(cfg, handlers, call_handlers.reconcile,
+                             batch_size=cfg["EVENT_BATCH_SIZE"], batch_wait=cfg["EVENT_BATCH_WAIT"],
+                             reconcile_interval=float(cfg.get("RECONCILE_INTERVAL", 60)))
+    services.listener = listener
+    return services, listener
+
+
+def main():
+    cfg = load_config()
+    logging.basicConfig(level=cfg["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services, listener = build(cfg)
+    listener.start()
+    background = [gevent.spawn(report_state, listener, services.redis)]
+    for task in getattr(services, "background_tasks", []):
+        background.append(gevent.spawn(task))
+    stop = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
+    logger.info("events process started (FreeSWITCH %s:%s)", cfg["FREESWITCH_HOST"],
+                cfg["FREESWITCH_PORT"])
+    stop.wait()
+    logger.info("events process stopping")
+    listener.stop()
+    gevent.killall(background, timeout=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Channel events -> call-state changes, through CallService's one state machine."""
+import logging
+
+from models import Call, utcnow
+from services import call_state as cs
+from services.calls import SOURCE_FS, SOURCE_RECONCILE, CallService, fs_time
+
+logger = logging.getLogger(__name__)
+
+RTP_PREFIX = "variable_rtp_audio_in_"
+
+
+def event_time(event):
+    return fs_time(event, "Event-Date-Timestamp") or utcnow()
+
+
+def is_a_leg(event):
+    """Bridged b-legs share the a-leg's Channel-Call-UUID; only a-legs are calls."""
+    call_uuid = event.get("Channel-Call-UUID")
+    return not call_uuid or call_uuid == event.get("Unique-ID")
+
+
+def rtp_stats(event):
+    """FreeSWITCH's end-of-call RTP statistics, as numbers where they are numbers."""
+    stats = {}
+    for key, value in event.items():
+        if key.startswith(RTP_PREFIX):
+            name = key[len("variable_rtp_audio_"):]
+            try:
+                stats[name] = float(value) if "." in value else int(value)
+            except ValueError:
+                stats[name] = value
+    return stats or None
+
+
+class CallEventHandlers:
+    """Handlers of the channel events; each takes the parsed event and the batch's outbox."""
+
+    def __init__(self, calls: CallService):
+        self.calls = calls
+
+    def subscriptions(self):
+        """Every channel event this service handles, and its handler, in one block."""
+        return {
+            "CHANNEL_CREATE": self.on_channel_create,
+            "CHANNEL_PROGRESS": self.on_channel_progress,
+            "CHANNEL_PROGRESS_MEDIA": self.on_channel_progress,
+            "CHANNEL_ANSWER": self.on_channel_answer,
+            "CHANNEL_HANGUP_COMPLETE": self.on_channel_hangup_complete,
+            "BACKGROUND_JOB": self.on_background_job,
+        }
+
+    # ----- lookup and adoption -------------------------------------------
+    @staticmethod
+    def find_call(event):
+        call_id = event.get("variable_cc_call_id")
+        if call_id:
+            call = Call.get_or_none(Call.id == call_id)
+            if call is not None:
+                return call
+        fs_uuid = event.get("Unique-ID")
+        if fs_uuid:
+            return Call.get_or_none(Call.fs_uuid == fs_uuid)
+        return None
+
+    def adopt(self, event, outbox, source=SOURCE_FS):
+        """Log a call FreeSWITCH has that the API did not start (inbound, or placed elsewhere)."""
+        direction = "inbound" if event.get("Call-Direction") == "inbound" else "outbound"
+        created = fs_time(event, "Caller-Channel-Created-Time") or event_time(event)
+        call = Call.create(
+            fs_uuid=event["Unique-ID"], direction=direction,
+            from_number=event.get("Caller-Caller-ID-Number") or event.get("Caller-ANI"),
+            to_number=event.get("Caller-Destination-Number"),
+            caller_id=event.get("Caller-Caller-ID-Name") or event.get("Caller-Caller-ID-Number"),
+            gateway=event.get("variable_sip_gateway_name"),
+            status=cs.INITIATED, created_at=created, updated_at=utcnow())
+        self.calls.note(call, source, "adopted:" + event.get("Event-Name", "?"), at=created)
+        self.calls._announce(call, "call.initiated", outbox)
+        logger.info("adopted %s call %s (channel %s)", direction, call.id, call.fs_uuid)
+        return call
+
+    def _call_for(self, event, outbox):
+        call = self.find_call(event)
+        if call is None and event.get("Unique-ID") and is_a_leg(event):
+            call = self.adopt(event, outbox)
+        return call
+
+    # ----- handlers ------------------------------------------------------
+    def on_channel_create(self, event, outbox):
+        call = self._call_for(event, outbox)
+        if call is None:
+            logger.debug("CHANNEL_CREATE of a b-leg ignored: %s", event.get("Unique-ID"))
+            return
+        if call.fs_uuid != event.get("Unique-ID") and event.get("Unique-ID"):
+            call.fs_uuid = event["Unique-ID"]
+            call.save()
+
+    def on_channel_progress(self, event, outbox):
+        call = self._call_for(event, outbox)
+        if call is None:
+            return
+        at = fs_time(event, "Caller-Channel-Progress-Time") or event_time(event)
+        self.calls.transition(call, cs.RINGING, SOURCE_FS, event["Event-Name"], outbox, at=at)
+
+    def on_channel_answer(self, event, outbox):
+        call = self._call_for(event, outbox)
+        if call is None:
+            return
+        at = fs_time(event, "Caller-Channel-Answered-Time") or event_time(event)
+        self.calls.transition(call, cs.IN_PROGRESS, SOURCE_FS, "CHANNEL_ANSWER", outbox, at=at)
+
+    def on_channel_hangup_complete(self, event, outbox):
+        call = self._call_for(event, outbox)
+        if call is None:
+            return
+        cause = event.get("Hangup-Cause") or event.get("variable_hangup_cause")
+        answered_at = fs_time(event, "Caller-Channel-Answered-Time")
+        ended_at = fs_time(event, "Caller-Channel-Hangup-Time") or event_time(event)
+        facts = dict(hangup_cause=cause,
+                     duration=_int(event.get("variable_duration")),
+                     billsec=_int(event.get("variable_billsec")),
+                     rtp_stats=rtp_stats(event))
+        if answered_at and not call.answered_at:
+            call.answered_at = answered_at
+        status = cs.status_for_hangup(cause, answered=bool(call.answered_at))
+        if self.calls.transition(call, status, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", outbox,
+                                 at=ended_at, **facts):
+            return
+        # Already ended (by the API, or a failed originate): FreeSWITCH's figures are
+        # the authoritative ones, so fill them in, once.
+        changed = {k: v for k, v in facts.items() if v is not None and getattr(call, k) != v}
+        if changed and call.status in cs.TERMINAL:
+            for key, value in changed.items():
+                setattr(call, key, value)
+            call.updated_at = utcnow()
+            call.save()
+            self.calls.note(call, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", at=ended_at)
+            self.calls._announce(call, "call.updated", outbox)
+            hook = self.calls.hooks.get("ended")
+            if hook:
+                hook(call, outbox)
+
+    def on_background_job(self, event, outbox):
+        if event.get("Job-Command") != "originate":
+            return
+        call = Call.get_or_none(Call.fs_job_uuid == event.get("Job-UUID"))
+        if call is None:
+            logger.debug("BACKGROUND_JOB for an unknown job %s", event.get("Job-UUID"))
+            return
+        result = (event.get("_body") or "").strip()
+        if result.startswith("+OK"):
+            return
+        cause = result[len("-ERR"):].strip() if result.startswith("-ERR") else result
+        cause = cause.split()[0] if cause else "UNKNOWN"
+        self.calls.transition(call, cs.status_for_hangup(cause, answered=False), SOURCE_FS,
+                              "BACKGROUND_JOB", outbox, at=event_time(event),
+                              hangup_cause=cause[:64], status_reason=f"originate: {result}"[:255])
+
+    # ----- reconciliation ------------------------------------------------
+    def reconcile(self, channels, outbox, grace_seconds=5.0):
+        """Close calls FreeSWITCH no longer has and adopt live channels we never saw.
+
+        channels are `show channels as json` rows. A call younger than
+        grace_seconds may not have its channel yet, so it is left for next time.
+        """
+        live_uuids = {row.get("uuid") for row in channels}
+        now = utcnow()
+        closed = adopted = 0
+        for call in Call.select().where(Call.status.in_(cs.LIVE)):
+            if call.fs_uuid in live_uuids:
+                continue
+            if (now - call.created_at).total_seconds() < grace_seconds:
+                continue
+            status = cs.COMPLETED if call.answered_at else cs.FAILED
+            self.calls.transition(call, status, SOURCE_RECONCILE, "reconcile", outbox,
+                                  status_reason="channel gone from FreeSWITCH while its "
+                                                "events were not received")
+            closed += 1
+        known = {c.fs_uuid for c in Call.select(Call.fs_uuid).where(Call.fs_uuid.in_(live_uuids))}
+        for row in channels:
+            uuid = row.get("uuid")
+            if not uuid or uuid in known or (row.get("call_uuid") or uuid) != uuid:
+                continue
+            call = self.adopt(_row_as_event(row), outbox, source=SOURCE_RECONCILE)
+            if row.get("callstate") == "ACTIVE":
+                self.calls.transition(call, cs.IN_PROGRESS, SOURCE_RECONCILE, "reconcile", outbox)
+            elif row.get("callstate") in ("RINGING", "EARLY"):
+                self.calls.transition(call, cs.RINGING, SOURCE_RECONCILE, "reconcile", outbox)
+            adopted += 1
+        return closed, adopted
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _row_as_event(row):
+    """A `show channels` row in the shape of a channel event, for adopt()."""
+    epoch = _int(row.get("created_epoch")) or 0
+    return {
+        "Unique-ID": row["uuid"], "Event-Name": "show_channels",
+        "Call-Direction": row.get("direction"),
+        "Caller-Caller-ID-Number": row.get("cid_num"),
+        "Caller-Caller-ID-Name": row.get("cid_name") or row.get("cid_num"),
+        "Caller-Destination-Number": row.get("dest"),
+        "Caller-Channel-Created-Time": str(epoch * 1_000_000),
+    }

@@ -1,0 +1,3 @@
+"""Models for auth (filled in by its issue)."""
+
+MODELS = []

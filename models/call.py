@@ -1,0 +1,67 @@
+"""The call log: one row per call and the trail of every state change."""
+import peewee
+
+from models.db import BaseModel, JSONTextField, new_id, utcnow
+
+
+class Call(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=36, default=new_id)
+    fs_uuid = peewee.CharField(max_length=64, null=True, unique=True)
+    fs_job_uuid = peewee.CharField(max_length=64, null=True, index=True)
+    direction = peewee.CharField(max_length=10, default="outbound")
+    from_number = peewee.CharField(max_length=64, null=True)
+    to_number = peewee.CharField(max_length=64, null=True, index=True)
+    caller_id = peewee.CharField(max_length=128, null=True)
+    agent_id = peewee.CharField(max_length=64, null=True, index=True)
+    campaign_id = peewee.CharField(max_length=64, null=True, index=True)
+    gateway = peewee.CharField(max_length=64, null=True)
+    status = peewee.CharField(max_length=16, default="initiated", index=True)
+    hangup_cause = peewee.CharField(max_length=64, null=True)
+    status_reason = peewee.CharField(max_length=255, null=True)
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    ringing_at = peewee.DateTimeField(null=True)
+    answered_at = peewee.DateTimeField(null=True)
+    ended_at = peewee.DateTimeField(null=True)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    duration = peewee.IntegerField(null=True)
+    billsec = peewee.IntegerField(null=True)
+    outcome = peewee.CharField(max_length=64, null=True)
+    notes = peewee.TextField(null=True)
+    metadata = JSONTextField(null=True)
+    idempotency_key = peewee.CharField(max_length=255, null=True, unique=True)
+    record = peewee.BooleanField(default=False)
+    record_format = peewee.CharField(max_length=8, null=True)
+    # FreeSWITCH's per-call RTP statistics at hangup and the worker's summary.
+    rtp_stats = JSONTextField(null=True)
+    quality = JSONTextField(null=True)
+
+    class Meta:
+        indexes = (
+            (("status", "created_at"), False),
+            (("agent_id", "created_at"), False),
+            (("campaign_id", "created_at"), False),
+        )
+
+    LIVE_STATUSES = ("initiated", "ringing", "in-progress")
+
+    @property
+    def recording_summary(self):
+        """The call's latest recording as the API shows it (set by the recordings domain)."""
+        return getattr(self, "_recording_summary", None)
+
+    @property
+    def is_live(self):
+        return self.status in self.LIVE_STATUSES
+
+
+class CallEvent(BaseModel):
+    """One state change (or noteworthy event) of a call, with where it came from."""
+
+    id = peewee.BigAutoField()
+    call = peewee.ForeignKeyField(Call, backref="events", on_delete="CASCADE", index=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    source = peewee.CharField(max_length=16)  # api | freeswitch | reconcile
+    event_name = peewee.CharField(max_length=64)
+    from_status = peewee.CharField(max_length=16, null=True)
+    to_status = peewee.CharField(max_length=16, null=True)
+    data = JSONTextField(null=True)

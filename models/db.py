@@ -1,0 +1,71 @@
+"""Database set-up: one DatabaseProxy, bound from DATABASE_URL at start-up."""
+import datetime
+import json
+import logging
+import uuid
+
+import peewee
+from playhouse.db_url import connect
+
+logger = logging.getLogger(__name__)
+
+db = peewee.DatabaseProxy()
+
+# WAL lets readers (web) and the one writer (events) work at once; busy_timeout
+# makes a second writer wait for the lock instead of failing at once.
+SQLITE_PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("busy_timeout", 10000),
+    ("synchronous", "normal"),
+    ("foreign_keys", 1),
+    ("cache_size", -32000),
+)
+
+
+def make_database(url):
+    """Create (but do not bind) a peewee database for a DATABASE_URL."""
+    if url.startswith("sqlite"):
+        database = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10,
+                           check_same_thread=False)
+    elif url.startswith(("postgres", "postgresql")):
+        url = url.replace("postgres://", "postgresql://", 1)
+        database = connect(url, autorollback=True)
+    else:
+        database = connect(url)
+    return database
+
+
+def init_db(url):
+    """Bind the proxy to the database named by url and return it."""
+    database = make_database(url)
+    db.initialize(database)
+    return database
+
+
+def is_sqlite():
+    return isinstance(db.obj, peewee.SqliteDatabase)
+
+
+def utcnow():
+    """Naive UTC now: stored naive, always meaning UTC, on every engine."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def new_id():
+    return str(uuid.uuid4())
+
+
+class JSONTextField(peewee.TextField):
+    """JSON stored as text, so SQLite and PostgreSQL behave the same."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False

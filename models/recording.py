@@ -1,0 +1,3 @@
+"""Models for recording (filled in by its issue)."""
+
+MODELS = []

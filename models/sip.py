@@ -1,0 +1,3 @@
+"""Models for sip (filled in by its issue)."""
+
+MODELS = []

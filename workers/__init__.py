@@ -1,0 +1,1 @@
+"""RQ job functions (they take ids, never objects) and the queue set-up."""

@@ -1,0 +1,35 @@
+"""RQ queues and enqueueing with explicit timeouts, TTLs and retries."""
+import logging
+
+import redis
+from rq import Queue, Retry
+
+logger = logging.getLogger(__name__)
+
+QUEUES = ("default", "recordings", "quality")
+
+# Every job kind states how long it may run, how long results and failures are
+# kept, and how it is retried: the worker never guesses.
+JOB_POLICY = {
+    "quality": dict(job_timeout=60, result_ttl=3600, failure_ttl=7 * 86400,
+                    retry=Retry(max=3, interval=[5, 30, 120])),
+    "recordings": dict(job_timeout=600, result_ttl=3600, failure_ttl=7 * 86400,
+                       retry=Retry(max=3, interval=[10, 60, 300])),
+    "default": dict(job_timeout=300, result_ttl=3600, failure_ttl=7 * 86400,
+                    retry=Retry(max=2, interval=[30, 300])),
+}
+
+
+def queue(name, redis_conn):
+    return Queue(name, connection=redis_conn)
+
+
+def enqueue(redis_conn, queue_name, func, *args, job_id=None, **overrides):
+    """Enqueue func(*args) on queue_name with its policy; returns the job or None if Redis is down."""
+    policy = dict(JOB_POLICY[queue_name])
+    policy.update(overrides)
+    try:
+        return queue(queue_name, redis_conn).enqueue(func, *args, job_id=job_id, **policy)
+    except redis.RedisError as exc:
+        logger.warning("could not enqueue %s%r: %s", getattr(func, "__name__", func), args, exc)
+        return None
