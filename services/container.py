@@ -10,10 +10,13 @@ def build_services(config, redis_conn, commands):
     notifier = Notifier(redis_conn, history=config.get("STREAM_HISTORY", 1000))
     hooks = {}
     calls = CallService(notifier, commands=commands, config=config, hooks=hooks)
+    # background_tasks: callables the events process runs in greenlets (one place
+    # per deployment for periodic work such as the metrics channel).
     services = SimpleNamespace(config=config, redis=redis_conn, commands=commands,
-                               notifier=notifier, calls=calls, hooks=hooks)
-    from services import quality, recordings, sip
-    for domain in (recordings, sip, quality):
+                               notifier=notifier, calls=calls, hooks=hooks,
+                               background_tasks=[])
+    from services import live, quality, recordings, sip
+    for domain in (recordings, sip, quality, live):
         domain.register(services)
     return services
 
