@@ -136,9 +136,7 @@ class CallEventHandlers:
             call.save()
             self.calls.note(call, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", at=ended_at)
             self.calls._announce(call, "call.updated", outbox)
-            hook = self.calls.hooks.get("ended")
-            if hook:
-                hook(call, outbox)
+            self.calls.run_hooks("ended", call, outbox)
 
     def on_background_job(self, event, outbox):
         if event.get("Job-Command") != "originate":

@@ -48,9 +48,17 @@ class CallService:
         self.notifier = notifier
         self.commands = commands
         self.config = config or {}
-        # Other domains (recordings, quality) react to call changes through hooks:
-        # hooks["ended"](call, outbox) and hooks["answered"](call, outbox).
+        # Other domains (recordings, quality) react to call changes through hooks,
+        # lists of fn(call, outbox) under "answered", "ended" and "deleting";
+        # they run inside the transaction, and their side effects go in the outbox.
         self.hooks = hooks if hooks is not None else {}
+
+    def add_hook(self, name, fn):
+        self.hooks.setdefault(name, []).append(fn)
+
+    def run_hooks(self, name, call, outbox):
+        for fn in self.hooks.get(name, ()):
+            fn(call, outbox)
 
     # ----- reading -------------------------------------------------------
     def get(self, call_id):
@@ -113,10 +121,10 @@ class CallService:
         CallEvent.create(call=call, source=source, event_name=event_name,
                          from_status=previous, to_status=status, created_at=at, data=data)
         self._announce(call, cs.event_type(status), outbox)
-        hook = self.hooks.get("answered" if status == cs.IN_PROGRESS else
-                              "ended" if status in cs.TERMINAL else None)
-        if hook:
-            hook(call, outbox)
+        if status == cs.IN_PROGRESS:
+            self.run_hooks("answered", call, outbox)
+        elif status in cs.TERMINAL:
+            self.run_hooks("ended", call, outbox)
         return True
 
     @staticmethod
@@ -263,9 +271,7 @@ class CallService:
             call = self.get(call_id)
             if call.is_live:
                 raise Conflict(f"call {call_id} is {call.status}; end it before deleting it")
-            hook = self.hooks.get("deleting")
-            if hook:
-                hook(call, outbox)
+            self.run_hooks("deleting", call, outbox)
             CallEvent.delete().where(CallEvent.call == call).execute()
             call.delete_instance()
             outbox.add(self.notifier.publish, "calls", "call.deleted", {"id": call.id})
