@@ -30,6 +30,8 @@ class CallSchema(Schema):
     metadata = fields.Dict(allow_none=True)
     record = fields.Boolean()
     quality = fields.Dict(allow_none=True)
+    rtp_stats = fields.Dict(allow_none=True, metadata={
+        "description": "FreeSWITCH's RTP statistics at hangup (rtp_audio_in_* variables)"})
     recording = fields.Dict(allow_none=True, attribute="recording_summary")
 
 
