@@ -156,36 +156,58 @@ class CallEventHandlers:
 
     # ----- reconciliation ------------------------------------------------
     def reconcile(self, channels, outbox, grace_seconds=5.0):
-        """Close calls FreeSWITCH no longer has and adopt live channels we never saw.
+        """Bring the database in line with the channels FreeSWITCH has now.
 
-        channels are `show channels as json` rows. A call younger than
-        grace_seconds may not have its channel yet, so it is left for next time.
+        channels are `show channels as json` rows, each with its `uuid_dump`
+        under "_dump" when it could be read. Calls the database thinks are live
+        but FreeSWITCH no longer has are closed; known live calls catch up on
+        what was missed (answered while we were away); unknown a-leg channels
+        are adopted. An `initiated` call younger than grace_seconds may not have
+        its channel yet, so it is left for the next pass (the listener runs one
+        again shortly after each reconnect).
         """
-        live_uuids = {row.get("uuid") for row in channels}
+        by_uuid = {row.get("uuid"): row for row in channels if row.get("uuid")}
         now = utcnow()
         closed = adopted = 0
         for call in Call.select().where(Call.status.in_(cs.LIVE)):
-            if call.fs_uuid in live_uuids:
+            row = by_uuid.pop(call.fs_uuid, None)
+            if row is not None:
+                self._catch_up(call, row.get("_dump"), outbox)
                 continue
-            if (now - call.created_at).total_seconds() < grace_seconds:
+            # A call still `initiated` may be an originate in flight whose channel
+            # does not exist yet; one that rang or answered had a channel for sure.
+            if call.status == cs.INITIATED and \
+                    (now - call.created_at).total_seconds() < grace_seconds:
                 continue
             status = cs.COMPLETED if call.answered_at else cs.FAILED
             self.calls.transition(call, status, SOURCE_RECONCILE, "reconcile", outbox,
                                   status_reason="channel gone from FreeSWITCH while its "
                                                 "events were not received")
             closed += 1
-        known = {c.fs_uuid for c in Call.select(Call.fs_uuid).where(Call.fs_uuid.in_(live_uuids))}
-        for row in channels:
-            uuid = row.get("uuid")
-            if not uuid or uuid in known or (row.get("call_uuid") or uuid) != uuid:
-                continue
-            call = self.adopt(_row_as_event(row), outbox, source=SOURCE_RECONCILE)
-            if row.get("callstate") == "ACTIVE":
-                self.calls.transition(call, cs.IN_PROGRESS, SOURCE_RECONCILE, "reconcile", outbox)
-            elif row.get("callstate") in ("RINGING", "EARLY"):
-                self.calls.transition(call, cs.RINGING, SOURCE_RECONCILE, "reconcile", outbox)
-            adopted += 1
+        if by_uuid:
+            known = {c.fs_uuid for c in
+                     Call.select(Call.fs_uuid).where(Call.fs_uuid.in_(list(by_uuid)))}
+            for uuid, row in by_uuid.items():
+                if uuid in known or (row.get("call_uuid") or uuid) != uuid:
+                    continue  # already logged (ended meanwhile), or a bridged b-leg
+                event = row.get("_dump") or _row_as_event(row)
+                call = self.adopt(event, outbox, source=SOURCE_RECONCILE)
+                self._catch_up(call, row.get("_dump"), outbox)
+                adopted += 1
         return closed, adopted
+
+    def _catch_up(self, call, dump, outbox):
+        """Apply what a channel's uuid_dump says happened (answer, progress)."""
+        if not dump:
+            return
+        if dump.get("Answer-State") == "answered":
+            at = fs_time(dump, "Caller-Channel-Answered-Time")
+            self.calls.transition(call, cs.IN_PROGRESS, SOURCE_RECONCILE, "reconcile", outbox,
+                                  at=at)
+        elif dump.get("Answer-State") == "early" or \
+                fs_time(dump, "Caller-Channel-Progress-Time"):
+            at = fs_time(dump, "Caller-Channel-Progress-Time")
+            self.calls.transition(call, cs.RINGING, SOURCE_RECONCILE, "reconcile", outbox, at=at)
 
 
 def _int(value):

@@ -20,6 +20,8 @@ from services.outbox import Outbox
 logger = logging.getLogger(__name__)
 
 _RECONCILE = object()
+RECONCILE_GRACE = 5.0
+MAX_DUMPS = 5000
 
 
 def subscription_names(handlers):
@@ -90,7 +92,10 @@ class EventListener:
             logger.info("connected to FreeSWITCH at %s; subscribed to %s", where,
                         " ".join(subscription_names(self.handlers)))
             self.request_reconcile()
+            # Again once originates that were in flight have had time to show up.
+            later = gevent.spawn_later(RECONCILE_GRACE + 1, self.request_reconcile)
             self._closed.wait()
+            later.kill()
             self._conn = None
             if not self._stop.is_set():
                 self.state = "reconnecting"
@@ -112,6 +117,19 @@ class EventListener:
         except ValueError:
             logger.warning("unexpected `show channels as json` reply: %.200s", body)
             return
+        # `show channels` does not say reliably whether a channel was answered (a
+        # parked, answered call still shows callstate RINGING), so each live
+        # channel's full state comes from `uuid_dump <uuid> json`.
+        for row in rows[:MAX_DUMPS]:
+            try:
+                dump = conn.api(f"uuid_dump {row.get('uuid')} json")
+            except FreeSwitchUnavailable:
+                return
+            if dump.lstrip().startswith("{"):
+                try:
+                    row["_dump"] = json.loads(dump)
+                except ValueError:
+                    pass
         self.queue.put((_RECONCILE, rows))
 
     def _periodic_reconcile(self):

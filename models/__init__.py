@@ -1,5 +1,5 @@
 """peewee models and the database set-up; `ALL_MODELS` is what create_tables makes."""
-from models.db import BaseModel, db, init_db, is_sqlite, new_id, utcnow  # noqa: F401
+from models.db import BaseModel, db, init_db, is_sqlite, make_database, new_id, utcnow  # noqa: F401
 from models.call import Call, CallEvent  # noqa: F401
 from models import recording as _recording, sip as _sip, quality as _quality, auth as _auth
 

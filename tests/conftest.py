@@ -191,6 +191,23 @@ class Stack:
         self.http = requests.Session()
         self.http.headers["Content-Type"] = "application/json"
 
+    def authenticate(self, role="admin", agent_id=None):
+        """Create an API key in the stack's database and send it with every request."""
+        from models import create_tables, db, make_database
+        from services.auth import create_key
+        previous = db.obj
+        database = make_database(self.env["DATABASE_URL"])
+        db.initialize(database)  # the key goes into the stack's database, then unbind
+        try:
+            with database.connection_context():
+                create_tables()
+                key = create_key(role, f"test-{role}-{uuid.uuid4().hex[:8]}", agent_id=agent_id)
+        finally:
+            db.initialize(previous)
+        self.http.headers["Authorization"] = f"Bearer {key}"
+        self.api_key = key
+        return key
+
     def _spawn(self, name, argv):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -265,7 +282,7 @@ def stack_env(db_url, redis_url, sim_port, workdir, **extra):
         "SIP_RECORDING_PATH": os.path.join(workdir, "recordings"),
         "FREESWITCH_GATEWAY_DIR": os.path.join(workdir, "gateways"),
         "SECRET_KEY": "test-secret-key-0123456789", "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1", "RECONCILE_INTERVAL": "60",
+        "PYTHONUNBUFFERED": "1", "RECONCILE_INTERVAL": "60", "RATELIMIT_ENABLED": "false",
     })
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -285,6 +302,7 @@ def stack_factory(tmp_path_factory, redis_server):
         if simulator is not None and getattr(simulator, "gateway_dir", None):
             env["FREESWITCH_GATEWAY_DIR"] = simulator.gateway_dir
         stack = Stack(env, workdir)
+        stack.authenticate()
         made.append(stack)
         if events:
             stack.start_events()
