@@ -232,3 +232,35 @@ def test_freeswitch_down_then_up_without_restarting(stack, sim):
     wait_status(stack, resp.json()["id"], "in-progress", timeout=30)
     assert stack.get("/api/health").json()["freeswitch"]["status"] == "ok"
     stack.post(f"/api/calls/{resp.json()['id']}/end")
+
+
+def test_duplicated_and_reordered_events_change_nothing(stack, sim, calls_channel):
+    delivered = []
+    original = sim._deliver
+
+    def record(event):
+        delivered.append(event)
+        original(event)
+    sim._deliver = record
+    try:
+        call = start_call(stack, "7775550001").json()
+        final = wait_status(stack, call["id"], "completed")
+        wait_until(lambda: len(calls_channel.for_call(call["id"])) >= 4, 10,
+                   message="the call's messages")
+        gevent.sleep(0.3)
+        before_msgs = len(calls_channel.for_call(call["id"]))
+        before_trail = trail(stack, call["id"])
+        mine = [e for e in delivered if e.get("Unique-ID") == call["fs_uuid"]]
+        assert {"CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"} <= {e.name for e in mine}
+        # Replay every event of the call twice, newest first: a late ANSWER after
+        # the hangup, a second HANGUP_COMPLETE, a PROGRESS after the answer.
+        for event in list(reversed(mine)) * 2:
+            original(event)
+        gevent.sleep(1.0)
+    finally:
+        sim._deliver = original
+    after = stack.get(f"/api/calls/{call['id']}").json()
+    for field in ("status", "answered_at", "ended_at", "billsec", "duration", "hangup_cause"):
+        assert after[field] == final[field], field
+    assert trail(stack, call["id"]) == before_trail
+    assert len(calls_channel.for_call(call["id"])) == before_msgs
