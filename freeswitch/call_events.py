@@ -1,7 +1,7 @@
 """Channel events -> call-state changes, through CallService's one state machine."""
 import logging
 
-from models import Call, utcnow
+from models import Call, fastsql, utcnow
 from services import call_state as cs
 from services.calls import SOURCE_FS, SOURCE_RECONCILE, CallService, fs_time
 
@@ -55,25 +55,27 @@ class CallEventHandlers:
     def find_call(event):
         call_id = event.get("variable_cc_call_id")
         if call_id:
-            call = Call.get_or_none(Call.id == call_id)
+            call = Call.find_by("id", call_id)
             if call is not None:
                 return call
         fs_uuid = event.get("Unique-ID")
         if fs_uuid:
-            return Call.get_or_none(Call.fs_uuid == fs_uuid)
+            return Call.find_by("fs_uuid", fs_uuid)
         return None
 
     def adopt(self, event, outbox, source=SOURCE_FS):
         """Log a call FreeSWITCH has that the API did not start (inbound, or placed elsewhere)."""
         direction = "inbound" if event.get("Call-Direction") == "inbound" else "outbound"
         created = fs_time(event, "Caller-Channel-Created-Time") or event_time(event)
-        call = Call.create(
+        call = Call(
             fs_uuid=event["Unique-ID"], direction=direction,
             from_number=event.get("Caller-Caller-ID-Number") or event.get("Caller-ANI"),
             to_number=event.get("Caller-Destination-Number"),
             caller_id=event.get("Caller-Caller-ID-Name") or event.get("Caller-Caller-ID-Number"),
             gateway=event.get("variable_sip_gateway_name"),
             status=cs.INITIATED, created_at=created, updated_at=utcnow())
+        call._recording_summary = None  # a call just seen has no recording yet
+        fastsql.insert(call)
         self.calls.note(call, source, "adopted:" + event.get("Event-Name", "?"), at=created)
         self.calls._announce(call, "call.initiated", outbox)
         logger.info("adopted %s call %s (channel %s)", direction, call.id, call.fs_uuid)

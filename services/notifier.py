@@ -54,5 +54,5 @@ class Notifier:
 
     # Domain methods: the payload is the same schema dump that REST returns.
     def call_changed(self, call, event_type):
-        from blueprints.calls.schemas import CallSchema
-        return self.publish("calls", event_type, CallSchema().dump(call))
+        from blueprints.calls.schemas import dump_call
+        return self.publish("calls", event_type, dump_call(call))

@@ -1,6 +1,7 @@
 """Marshmallow schemas of the calls resource (also the payload of `calls` channel events)."""
 from marshmallow import Schema, fields, validate
 
+from blueprints.analytics.schemas import QualitySampleSchema
 from blueprints.fields import IDENT, NUMBER, UTCDateTime
 from services import call_state as cs
 
@@ -52,6 +53,7 @@ class CallUpdateSchema(Schema):
     notes = fields.String(allow_none=True, validate=validate.Length(max=10000))
     outcome = fields.String(allow_none=True, validate=validate.Length(max=64))
     metadata = fields.Dict(keys=fields.String(validate=validate.Length(max=64)))
+    quality = fields.Nested(QualitySampleSchema)
 
 
 class CallEndSchema(Schema):
@@ -81,3 +83,11 @@ class CallEventSchema(Schema):
     from_status = fields.String(allow_none=True)
     to_status = fields.String(allow_none=True)
     data = fields.Dict(allow_none=True)
+
+
+_CALL_SCHEMA = CallSchema()
+
+
+def dump_call(call):
+    """The REST representation of a call (one schema instance: building one is costly)."""
+    return _CALL_SCHEMA.dump(call)
