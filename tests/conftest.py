@@ -288,6 +288,12 @@ def stack_env(db_url, redis_url, sim_port, workdir, **extra):
     return env
 
 
+def _subscribed(simulator):
+    if simulator is None:
+        return 0
+    return sum(1 for c in simulator.connections if c.authenticated and c.events_enabled)
+
+
 @pytest.fixture(scope="module")
 def stack_factory(tmp_path_factory, redis_server):
     """Make stacks on demand: stack_factory(db_url, sim, **env) -> Stack (stopped at module end)."""
@@ -305,7 +311,13 @@ def stack_factory(tmp_path_factory, redis_server):
         stack.authenticate()
         made.append(stack)
         if events:
+            subscribed = _subscribed(simulator)
             stack.start_events()
+            if simulator is not None and simulator.running:
+                # Calls placed before the events process subscribes would only be
+                # caught up by reconciliation: wait for the subscription.
+                wait_until(lambda: _subscribed(simulator) > subscribed, 30, 0.05,
+                           "the events process to subscribe")
         if worker:
             stack.start_worker()
         if web:
