@@ -18,7 +18,7 @@ dev-deps:
 run: deps
 	@scripts/ensure_redis.sh
 	@mkdir -p recordings
-	$(VENV)/bin/honcho start -f Procfile
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
 test: dev-deps
 	@scripts/ensure_test_services.sh
