@@ -37,6 +37,7 @@ def count_completed(db_url):
 
 def bench_ingest(stack, sim, redis_url, calls, db_url):
     import redis
+
     from services.redis_client import pubsub_channel
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)

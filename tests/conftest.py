@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server, SQLite/PostgreSQL, the ESL simulator, and the running stack.
+"""Shared fixtures: a real redis-server, SQLite/PostgreSQL, the ESL simulator, the running stack.
 
 The pytest process is gevent-patched so that the in-process ESL simulator, the
 Redis subscribers and blocking HTTP clients all cooperate on one hub. The web
