@@ -25,7 +25,9 @@ SQLITE_PRAGMAS = (
 def make_database(url):
     """Create (but do not bind) a peewee database for a DATABASE_URL."""
     if url.startswith("sqlite"):
-        database = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10,
+        # IMMEDIATE: a transaction that reads and then writes must not fail with
+        # "database is locked" when another process committed in between.
+        database = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE",
                            check_same_thread=False)
     elif url.startswith(("postgres", "postgresql")):
         url = url.replace("postgres://", "postgresql://", 1)
