@@ -47,38 +47,19 @@ class Call(BaseModel):
 
     LIVE_STATUSES = ("initiated", "ringing", "in-progress")
 
-    @classmethod
-    def find_by(cls, field_name, value):
-        """One call by a unique column, with the SQL built once per database.
-
-        The events process looks calls up for every event; building the SELECT
-        of ~30 columns anew each time costs more than running it.
-        """
-        key = (id(cls._meta.database.obj), field_name)
-        sql = _LOOKUP_SQL.get(key)
-        if sql is None:
-            sql, _ = cls.select().where(getattr(cls, field_name) == "").limit(1).sql()
-            _LOOKUP_SQL[key] = sql
-        for call in cls.raw(sql, value, 1):
-            return call
-        return None
 
     @property
     def recording_summary(self):
         """The call's recording as the API shows it: one indexed lookup, cached on the instance."""
         if not hasattr(self, "_recording_summary"):
             from models.recording import Recording  # recording.py imports this module
-            recording = (Recording.get_or_none(Recording.call == self.id)
-                         if self.id is not None else None)
+            recording = Recording.find_by("call", self.id) if self.id is not None else None
             self._recording_summary = recording.summary() if recording else None
         return self._recording_summary
 
     @property
     def is_live(self):
         return self.status in self.LIVE_STATUSES
-
-
-_LOOKUP_SQL = {}
 
 
 class CallEvent(BaseModel):

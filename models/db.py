@@ -67,7 +67,26 @@ class JSONTextField(peewee.TextField):
         return None if value is None else json.loads(value)
 
 
+_LOOKUP_SQL = {}
+
+
 class BaseModel(peewee.Model):
     class Meta:
         database = db
         legacy_table_names = False
+
+    @classmethod
+    def find_by(cls, field_name, value):
+        """The first row whose field equals value, with the SELECT built once per database.
+
+        The events process looks rows up for every event; building a SELECT of
+        many columns anew each time costs more than running it.
+        """
+        key = (id(db.obj), cls, field_name)
+        sql = _LOOKUP_SQL.get(key)
+        if sql is None:
+            sql, _ = cls.select().where(getattr(cls, field_name) == "").limit(1).sql()
+            _LOOKUP_SQL[key] = sql
+        for row in cls.raw(sql, value, 1):
+            return row
+        return None
