@@ -8,24 +8,28 @@ from flask import Flask, jsonify
 from flask_smorest import Api
 from flask_sock import Sock
 
-from config import load_config
-from freeswitch.commands import FreeSwitchCommands
-from models import create_tables, db, init_db
-from services.container import build_services
-from services.errors import ServiceError
-from services.redis_client import make_redis
-
+from blueprints import security
 from blueprints.analytics.routes import blp as analytics_blp
+from blueprints.auth.routes import blp as auth_blp
 from blueprints.calls.routes import blp as calls_blp
 from blueprints.health.routes import blp as health_blp
 from blueprints.recordings.routes import blp as recordings_blp
 from blueprints.sip.routes import blp as sip_blp
 from blueprints.ws import routes as ws_routes
+from blueprints.ws.metrics_routes import blp as metrics_blp
+from config import load_config
+from freeswitch.commands import FreeSwitchCommands
+from models import create_tables, db, init_db
+from services.container import build_services
+from services.errors import ServiceError
+from services.live import install_request_timing
+from services.redis_client import make_redis
 
 # Order matters for routing: /api/calls/recordings and /api/calls/statistics are
 # registered before the /api/calls/<id> routes could shadow them (they cannot,
 # being typed uuid, but keep the specific ones first anyway).
-BLUEPRINTS = (health_blp, recordings_blp, analytics_blp, calls_blp, sip_blp)
+BLUEPRINTS = (health_blp, auth_blp, recordings_blp, analytics_blp, metrics_blp, calls_blp,
+              sip_blp)
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +105,12 @@ def create_app(config=None):
             db.close()
 
     api = Api(app)
+    security.init_app(app, api)  # before the blueprints: it documents each route's role
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     sock = Sock(app)
     ws_routes.register(app, sock)
+    install_request_timing(app)
     register_error_handlers(app)
     register_cli(app)
     return app
