@@ -1,9 +1,14 @@
 """flask-smorest pagination over peewee queries (X-Pagination header, JSON array body)."""
 from flask_smorest import Page
 
+# Counting every match of a filter over a million calls costs more than the page
+# itself, so the count stops here: X-Pagination's total is exact up to COUNT_CAP
+# and reads COUNT_CAP + 1 ("more than") beyond it.
+COUNT_CAP = 10_000
+
 
 class PeeweePage(Page):
-    """Pages a peewee SelectQuery with LIMIT/OFFSET and a COUNT for the header."""
+    """Pages a peewee SelectQuery with LIMIT/OFFSET and a capped COUNT for the header."""
 
     @property
     def items(self):
@@ -12,4 +17,20 @@ class PeeweePage(Page):
 
     @property
     def item_count(self):
-        return self.collection.order_by().count()
+        capped = self.collection.order_by().select(self.collection.model._meta.primary_key)
+        return capped.limit(COUNT_CAP + 1).count()
+
+
+class CallPage(PeeweePage):
+    """Pages calls and loads their recordings with one query for the whole page."""
+
+    @property
+    def items(self):
+        from models.recording import Recording
+        calls = super().items
+        ids = [call.id for call in calls]
+        recordings = {r.call_id: r for r in Recording.select().where(Recording.call.in_(ids))}
+        for call in calls:
+            recording = recordings.get(call.id)
+            call._recording_summary = recording.summary() if recording else None
+        return calls

@@ -30,8 +30,12 @@ def make_database(url):
         database = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE",
                            check_same_thread=False)
     elif url.startswith(("postgres", "postgresql")):
+        # A pool: a new PostgreSQL connection per request costs ~15 ms. Under
+        # gevent each greenlet checks one out and gives it back on close().
         url = url.replace("postgres://", "postgresql://", 1)
-        database = connect(url, autorollback=True)
+        url = url.replace("postgresql://", "postgresql+pool://", 1)
+        database = connect(url, autorollback=True, max_connections=32, stale_timeout=300,
+                           timeout=10)
     else:
         database = connect(url)
     return database

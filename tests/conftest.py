@@ -295,8 +295,13 @@ def _subscribed(simulator):
 
 
 @pytest.fixture(scope="module")
-def stack_factory(tmp_path_factory, redis_server):
-    """Make stacks on demand: stack_factory(db_url, sim, **env) -> Stack (stopped at module end)."""
+def stack_factory(tmp_path_factory, redis_server, db_url):
+    """Make stacks on demand: stack_factory(db_url, sim, **env) -> Stack.
+
+    It depends on db_url so that a module's SQLite stacks are stopped before its
+    PostgreSQL run starts (a worker bound to one database must not take the
+    other's jobs).
+    """
     made = []
 
     def make(db_url, simulator, web=True, events=True, worker=False, **extra):
