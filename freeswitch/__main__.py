@@ -58,7 +58,8 @@ def build(cfg):
     handlers.update(domain_event_handlers(services))
     listener = EventListener(cfg, handlers, call_handlers.reconcile,
                              batch_size=cfg["EVENT_BATCH_SIZE"], batch_wait=cfg["EVENT_BATCH_WAIT"],
-                             reconcile_interval=float(cfg.get("RECONCILE_INTERVAL", 60)))
+                             reconcile_interval=float(cfg.get("RECONCILE_INTERVAL", 60)),
+                             batch_observer=call_handlers)
     services.listener = listener
     return services, listener
 

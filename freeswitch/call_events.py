@@ -36,8 +36,32 @@ def rtp_stats(event):
 class CallEventHandlers:
     """Handlers of the channel events; each takes the parsed event and the batch's outbox."""
 
+    # Channel events that may reuse the batch's call objects; any other event may
+    # change a call behind them (BACKGROUND_JOB, recordings), so it clears them.
+    CACHEABLE = ("CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
+                 "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
+
     def __init__(self, calls: CallService):
         self.calls = calls
+        self._batch = None
+
+    # ----- batch boundaries (called by the listener) ----------------------
+    def begin_batch(self):
+        """Inside one batch transaction a call's events reuse one loaded object.
+
+        A call's CREATE, PROGRESS, ANSWER and HANGUP_COMPLETE often arrive in
+        the same batch; loading the row once instead of four times is most of
+        the events process's throughput. No other writer can change the row
+        meanwhile on SQLite (the batch holds the write lock).
+        """
+        self._batch = {}
+
+    def before_event(self, name):
+        if name not in self.CACHEABLE and self._batch:
+            self._batch = {}
+
+    def end_batch(self):
+        self._batch = None
 
     def subscriptions(self):
         """Every channel event this service handles, and its handler, in one block."""
@@ -82,9 +106,15 @@ class CallEventHandlers:
         return call
 
     def _call_for(self, event, outbox):
+        key = event.get("Unique-ID")
+        cache = self._batch
+        if cache is not None and key in cache:
+            return cache[key]
         call = self.find_call(event)
-        if call is None and event.get("Unique-ID") and is_a_leg(event):
+        if call is None and key and is_a_leg(event):
             call = self.adopt(event, outbox)
+        if cache is not None and call is not None and key:
+            cache[key] = call
         return call
 
     # ----- handlers ------------------------------------------------------

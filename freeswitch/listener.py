@@ -24,6 +24,17 @@ RECONCILE_GRACE = 5.0
 MAX_DUMPS = 5000
 
 
+class _NoObserver:
+    def begin_batch(self):
+        pass
+
+    def before_event(self, name):
+        pass
+
+    def end_batch(self):
+        pass
+
+
 def subscription_names(handlers):
     """Handler keys -> the names for `event json ...` (CUSTOM subclasses after CUSTOM)."""
     plain = [name for name in handlers if "::" not in name]
@@ -35,7 +46,7 @@ class EventListener:
     """Keeps one subscribed connection to a FreeSWITCH node alive and applies its events."""
 
     def __init__(self, config, handlers, reconcile, queue_size=200_000,
-                 batch_size=500, batch_wait=0.02, reconcile_interval=60.0):
+                 batch_size=500, batch_wait=0.02, reconcile_interval=60.0, batch_observer=None):
         self.config = config
         self.handlers = dict(handlers)
         self.reconcile = reconcile
@@ -43,6 +54,9 @@ class EventListener:
         self.batch_size = batch_size
         self.batch_wait = batch_wait
         self.reconcile_interval = reconcile_interval
+        # Told when a batch begins and ends and before each event (begin_batch,
+        # before_event(name), end_batch), so handlers may share state per batch.
+        self.batch_observer = batch_observer or _NoObserver()
         self.state = "starting"
         self.connected_since = None
         self.events_applied = 0
@@ -157,9 +171,12 @@ class EventListener:
     def apply_batch(self, batch):
         """Apply events in one transaction, each in its own savepoint; publish after commit."""
         outbox = Outbox()
+        observer = self.batch_observer
         with db.connection_context():
             with db.atomic():
+                observer.begin_batch()
                 for name, event in batch:
+                    observer.before_event("reconcile" if name is _RECONCILE else name)
                     try:
                         with db.atomic():
                             if name is _RECONCILE:
@@ -170,8 +187,10 @@ class EventListener:
                             else:
                                 self.handlers[name](event, outbox)
                     except Exception:
+                        observer.begin_batch()  # its savepoint rolled back: reload calls
                         logger.exception("handler for %s failed; event skipped",
                                          "reconcile" if name is _RECONCILE else name)
+                observer.end_batch()
         self.events_applied += len(batch)
         outbox.flush()
 

@@ -27,6 +27,9 @@ def make_database(url):
     if url.startswith("sqlite"):
         # IMMEDIATE: a transaction that reads and then writes must not fail with
         # "database is locked" when another process committed in between.
+        # No pool: a pooled connection keeps the WAL index mapped, and a database
+        # file that turns read-only under it then kills the process (SIGBUS)
+        # instead of failing a request with 503.
         database = connect(url, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE",
                            check_same_thread=False)
     elif url.startswith(("postgres", "postgresql")):

@@ -35,22 +35,49 @@ class Notifier:
         self.history = history
         self._script = redis_conn.register_script(_PUBLISH_LUA)
 
-    def publish(self, channel, event_type, data):
-        """Publish one message; returns its sequence id, or None if Redis is down."""
+    def _call_args(self, channel, event_type, data):
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel}")
         # "id":0 is placed first in the JSON so the script can fill in the sequence.
         body = json.dumps(envelope(channel, event_type, data), separators=(",", ":"),
                           default=str)
         body = '{"id":0,' + body[1:].replace(',"id":0', "", 1)
+        return dict(keys=[redis_client.seq_key(channel), redis_client.stream_key(channel)],
+                    args=[body, redis_client.pubsub_channel(channel), self.history])
+
+    def publish(self, channel, event_type, data):
+        """Publish one message; returns its sequence id, or None if Redis is down."""
+        call_args = self._call_args(channel, event_type, data)
         try:
-            return int(self._script(
-                keys=[redis_client.seq_key(channel), redis_client.stream_key(channel)],
-                args=[body, redis_client.pubsub_channel(channel), self.history]))
+            return int(self._script(**call_args))
         except redis.RedisError as exc:
             logger.warning("live feed degraded: could not publish %s on %s: %s",
                            event_type, channel, exc)
             return None
+
+    def publish_many(self, messages):
+        """Publish (channel, type, data) messages in order, in one round trip."""
+        if len(messages) == 1:
+            return [self.publish(*messages[0])]
+        try:
+            try:
+                return self._evalsha_pipeline(messages)
+            except redis.exceptions.NoScriptError:
+                self.redis.script_load(_PUBLISH_LUA)  # Redis restarted and forgot it
+                return self._evalsha_pipeline(messages)
+        except redis.RedisError as exc:
+            logger.warning("live feed degraded: could not publish %d messages: %s",
+                           len(messages), exc)
+            return None
+
+    def _evalsha_pipeline(self, messages):
+        # EVALSHA directly: a pipelined Script would first ask SCRIPT EXISTS,
+        # a second round trip per batch.
+        pipe = self.redis.pipeline(transaction=False)
+        for channel, event_type, data in messages:
+            call_args = self._call_args(channel, event_type, data)
+            pipe.evalsha(self._script.sha, 2, *call_args["keys"], *call_args["args"])
+        return [int(seq) for seq in pipe.execute()]
 
     # Domain methods: the payload is the same schema dump that REST returns.
     def call_changed(self, call, event_type):

@@ -14,20 +14,45 @@ class Outbox:
 
     def __init__(self):
         self._items = []
+        self._publishes = {}
+        self._jobs = {}
 
     def add(self, fn, *args, **kwargs):
         self._items.append((fn, args, kwargs))
 
+    def publish(self, notifier, channel, event_type, data):
+        """Queue a notifier message; a flush sends them all in one Redis round trip."""
+        self._publishes.setdefault(notifier, []).append((channel, event_type, data))
+
+    def enqueue(self, redis_conn, queue_name, func, *args):
+        """Queue an RQ job; a flush enqueues each queue's jobs in one pipeline."""
+        self._jobs.setdefault((redis_conn, queue_name), []).append((func, args))
+
     def discard(self):
         self._items.clear()
+        self._publishes.clear()
+        self._jobs.clear()
 
     def __len__(self):
-        return len(self._items)
+        return (len(self._items) + sum(map(len, self._publishes.values()))
+                + sum(map(len, self._jobs.values())))
 
     def flush(self):
+        """Publish (in order), then enqueue, then run the other actions (in order)."""
+        from workers.queues import enqueue_many
+        publishes, self._publishes = self._publishes, {}
+        jobs, self._jobs = self._jobs, {}
         items, self._items = self._items, []
+        for notifier, messages in publishes.items():
+            self._safely(notifier.publish_many, messages)
+        for (redis_conn, queue_name), calls in jobs.items():
+            self._safely(enqueue_many, redis_conn, queue_name, calls)
         for fn, args, kwargs in items:
-            try:
-                fn(*args, **kwargs)
-            except Exception:  # one failed side effect must not stop the others
-                logger.exception("after-commit action %s failed", getattr(fn, "__name__", fn))
+            self._safely(fn, *args, **kwargs)
+
+    @staticmethod
+    def _safely(fn, *args, **kwargs):
+        try:
+            fn(*args, **kwargs)
+        except Exception:  # one failed side effect must not stop the others
+            logger.exception("after-commit action %s failed", getattr(fn, "__name__", fn))

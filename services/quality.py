@@ -342,7 +342,8 @@ class QualityService:
 
     # ----- call hooks ------------------------------------------------------
     def on_call_ended(self, call, outbox):
-        outbox.add(self.enqueue_summary, call.id)
+        from workers.quality import summarize_call
+        outbox.enqueue(self.redis, QUALITY_QUEUE, summarize_call, call.id)
 
     def on_call_updated(self, call, outbox):
         """An ended call's outcome may change after the fact: recount it."""

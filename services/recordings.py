@@ -389,9 +389,13 @@ class RecordingService:
             call.__dict__.pop("_recording_summary", None)
 
     def finish_recording_of_call(self, call, outbox):
-        recording = Recording.get_or_none((Recording.call == call.id)
-                                          & (Recording.status == RECORDING))
-        if recording is None:
+        # The call's dump, made just before the hooks run, already looked its
+        # recording up: most calls have none, and they cost no further query.
+        summary = call.recording_summary
+        if summary is None or summary.get("status") != RECORDING:
+            return False
+        recording = Recording.find_by("id", summary["id"])
+        if recording is None or recording.status != RECORDING:
             return False
         if recording.started_at is None:  # uuid_record never confirmed: no file to wait for
             return self.mark_failed(recording.id, "the call ended before recording started", outbox)

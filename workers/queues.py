@@ -33,3 +33,17 @@ def enqueue(redis_conn, queue_name, func, *args, job_id=None, **overrides):
     except redis.RedisError as exc:
         logger.warning("could not enqueue %s%r: %s", getattr(func, "__name__", func), args, exc)
         return None
+
+
+def enqueue_many(redis_conn, queue_name, calls):
+    """Enqueue [(func, args)] on queue_name in one pipeline; returns the jobs or None."""
+    policy = JOB_POLICY[queue_name]
+    datas = [Queue.prepare_data(func, tuple(args), timeout=policy["job_timeout"],
+                                result_ttl=policy["result_ttl"],
+                                failure_ttl=policy["failure_ttl"], retry=policy["retry"])
+             for func, args in calls]
+    try:
+        return queue(queue_name, redis_conn).enqueue_many(datas)
+    except redis.RedisError as exc:
+        logger.warning("could not enqueue %d jobs on %s: %s", len(datas), queue_name, exc)
+        return None
