@@ -67,6 +67,8 @@ def load_config(env=None):
             "FREESWITCH_GATEWAY_DIR",
             os.path.join(base_dir, "freeswitch", "conf", "gateways")),
         "DEFAULT_GATEWAY": env.get("DEFAULT_GATEWAY", ""),
+        "SIP_APPLY_RETRY_INTERVAL": _float(env, "SIP_APPLY_RETRY_INTERVAL", 3.0),
+        "SIP_TEST_TIMEOUT": _float(env, "SIP_TEST_TIMEOUT", 3.0),
         "SIP_RECORDING_PATH": os.path.abspath(env.get("SIP_RECORDING_PATH", "./recordings")),
         "MAX_RECORDING_SIZE": parse_size(env.get("MAX_RECORDING_SIZE", "100MB")),
         "RECORDING_FORMAT": env.get("RECORDING_FORMAT", "mp3"),

@@ -3,11 +3,24 @@ import datetime
 
 from marshmallow import ValidationError, fields, validate
 
+class FullMatch(validate.Regexp):
+    """A Regexp validator (its pattern goes into the OpenAPI spec) matching the whole value.
+
+    marshmallow's Regexp uses re.match, and `$` also matches before a trailing
+    newline: "gw1\\n" would pass.
+    """
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 # Dialable numbers and SIP user parts: digits, +*#, letters for SIP URIs, no
 # separators that could break a FreeSWITCH dial string or channel variable.
-NUMBER = validate.Regexp(r"^[A-Za-z0-9+*#._@:\-]{1,64}$",
+NUMBER = FullMatch(r"^[A-Za-z0-9+*#._@:\-]{1,64}$",
                          error="must be 1-64 characters of digits, letters and + * # . _ @ : -")
-IDENT = validate.Regexp(r"^[A-Za-z0-9._:@\-]{1,64}$",
+IDENT = FullMatch(r"^[A-Za-z0-9._:@\-]{1,64}$",
                         error="must be 1-64 characters of letters, digits and . _ : @ -")
 
 

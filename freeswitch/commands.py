@@ -17,13 +17,13 @@ _UUID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 
 def channel_var(value):
     value = "" if value is None else str(value)
-    if not _SAFE_VALUE.match(value):
+    if not _SAFE_VALUE.fullmatch(value):
         raise ValueError(f"unsafe characters in channel variable value {value!r}")
     return value
 
 
 def check_uuid(value):
-    if not _UUID.match(value or ""):
+    if not _UUID.fullmatch(value or ""):
         raise ValueError(f"not a channel uuid: {value!r}")
     return value
 

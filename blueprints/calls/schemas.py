@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from blueprints.analytics.schemas import QualitySampleSchema
-from blueprints.fields import IDENT, NUMBER, UTCDateTime
+from blueprints.fields import IDENT, NUMBER, FullMatch, UTCDateTime
 from services import call_state as cs
 
 
@@ -42,7 +42,7 @@ class CallStartSchema(Schema):
     caller_id = fields.String(validate=NUMBER)
     agent_id = fields.String(validate=IDENT)
     campaign_id = fields.String(validate=IDENT)
-    gateway = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_.\-]{1,64}$"))
+    gateway = fields.String(validate=FullMatch(r"^[A-Za-z0-9_.\-]{1,64}$"))
     metadata = fields.Dict(keys=fields.String(validate=validate.Length(max=64)))
     record = fields.Boolean(load_default=False)
     record_format = fields.String(validate=validate.OneOf(["mp3", "wav", "ogg"]))
@@ -69,7 +69,7 @@ class CallQueryArgsSchema(Schema):
     gateway = fields.String(validate=validate.Length(max=64))
     date_from = UTCDateTime(metadata={"description": "created at or after (ISO-8601)"})
     date_to = UTCDateTime(metadata={"description": "created before (ISO-8601)"})
-    number = fields.String(validate=validate.Regexp(r"^[0-9+*#A-Za-z@._\-]{1,64}$"),
+    number = fields.String(validate=FullMatch(r"^[0-9+*#A-Za-z@._\-]{1,64}$"),
                            metadata={"description": "part of the from/to number or caller id"})
     sort = fields.String(load_default="-created_at",
                          validate=validate.OneOf(["-created_at", "created_at"]))
