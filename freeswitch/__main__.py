@@ -21,12 +21,9 @@ make_db_cooperative()
 
 from config import load_config  # noqa: E402
 from freeswitch.call_events import CallEventHandlers  # noqa: E402
-from freeswitch.commands import FreeSwitchCommands  # noqa: E402
 from freeswitch.listener import EventListener  # noqa: E402
-from models import create_tables, db, init_db  # noqa: E402
-from services.container import build_services, domain_event_handlers  # noqa: E402
+from services.container import build_process_services, domain_event_handlers  # noqa: E402
 from services.health import EVENTS_STATE_KEY  # noqa: E402
-from services.redis_client import make_redis  # noqa: E402
 
 logger = logging.getLogger("events")
 
@@ -45,14 +42,7 @@ def report_state(listener, redis_conn, interval=5.0):
 
 
 def build(cfg):
-    init_db(cfg["DATABASE_URL"])
-    with db.connection_context():
-        create_tables()
-    redis_conn = make_redis(cfg["REDIS_URL"])
-    commands = FreeSwitchCommands(cfg["FREESWITCH_HOST"], cfg["FREESWITCH_PORT"],
-                                  cfg["FREESWITCH_PASSWORD"], timeout=cfg["FREESWITCH_TIMEOUT"],
-                                  profile=cfg["FREESWITCH_PROFILE"])
-    services = build_services(cfg, redis_conn, commands)
+    services = build_process_services(cfg)
     call_handlers = CallEventHandlers(services.calls)
     handlers = call_handlers.subscriptions()
     handlers.update(domain_event_handlers(services))

@@ -5,6 +5,22 @@ from services.calls import CallService
 from services.notifier import Notifier
 
 
+def build_process_services(config):
+    """Bind the database (tables created), make the Redis client and the FreeSWITCH
+    command link, and build the services: the start of the web and events processes."""
+    from freeswitch.commands import FreeSwitchCommands
+    from models import create_tables, db, init_db
+    from services.redis_client import make_redis
+    init_db(config["DATABASE_URL"])
+    with db.connection_context():
+        create_tables()
+    commands = FreeSwitchCommands(config["FREESWITCH_HOST"], config["FREESWITCH_PORT"],
+                                  config["FREESWITCH_PASSWORD"],
+                                  timeout=config["FREESWITCH_TIMEOUT"],
+                                  profile=config["FREESWITCH_PROFILE"])
+    return build_services(config, make_redis(config["REDIS_URL"]), commands)
+
+
 def build_services(config, redis_conn, commands):
     """The services every process shares; domains register their call hooks here."""
     notifier = Notifier(redis_conn, history=config.get("STREAM_HISTORY", 1000))

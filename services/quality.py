@@ -29,8 +29,6 @@ import logging
 import math
 import zoneinfo
 
-import gevent
-import redis
 from peewee import JOIN, SQL, Case, fn
 
 from models import Call, db, is_sqlite, utcnow
@@ -398,25 +396,13 @@ class QualityService:
 
 
 def sweep_task(services, interval=None, first_delay=30.0):
-    """Background task (events process): enqueue the missed-summary sweep periodically.
-
-    A Redis lock makes one enqueue per interval across every events process.
-    """
+    """Background task (events process): enqueue the missed-summary sweep periodically."""
+    from workers.quality import summarize_missed
+    from workers.queues import periodic_enqueue
     interval = float(interval or services.config.get("QUALITY_SWEEP_INTERVAL",
                                                       SWEEP_INTERVAL_SECONDS))
-
-    def run():
-        from workers.quality import summarize_missed
-        from workers.queues import enqueue
-        gevent.sleep(first_delay)
-        while True:
-            try:
-                if services.redis.set(SWEEP_LOCK_KEY, "1", nx=True, ex=max(1, int(interval))):
-                    enqueue(services.redis, QUALITY_QUEUE, summarize_missed)
-            except redis.RedisError as exc:
-                logger.warning("could not schedule the quality sweep: %s", exc)
-            gevent.sleep(interval)
-    return run
+    return periodic_enqueue(services.redis, SWEEP_LOCK_KEY, interval, QUALITY_QUEUE,
+                            summarize_missed, first_delay=first_delay)
 
 
 def _sample_values(sample):

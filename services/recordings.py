@@ -22,9 +22,7 @@ import logging
 import os
 import re
 
-import gevent
 import peewee
-import redis
 
 from freeswitch.commands import check_uuid
 from freeswitch.connection import FreeSwitchError, FreeSwitchUnavailable
@@ -588,24 +586,12 @@ def _int(value):
 
 
 def maintenance_task(services, interval=None, first_delay=60.0):
-    """Background task (events process): enqueue the retention and recovery job periodically.
-
-    A Redis lock makes one enqueue per interval across every events process.
-    """
-    from workers.queues import enqueue
+    """Background task (events process): enqueue the retention and recovery job periodically."""
+    from workers.queues import periodic_enqueue
     from workers.recordings import maintain_recordings
     interval = float(interval or services.config.get("RECORDING_MAINTENANCE_INTERVAL", 3600))
-
-    def run():
-        gevent.sleep(first_delay)
-        while True:
-            try:
-                if services.redis.set(MAINTENANCE_LOCK_KEY, "1", nx=True, ex=max(1, int(interval))):
-                    enqueue(services.redis, TRANSCODE_QUEUE, maintain_recordings)
-            except redis.RedisError as exc:
-                logger.warning("could not schedule recording maintenance: %s", exc)
-            gevent.sleep(interval)
-    return run
+    return periodic_enqueue(services.redis, MAINTENANCE_LOCK_KEY, interval, TRANSCODE_QUEUE,
+                            maintain_recordings, first_delay=first_delay)
 
 
 def register(services):

@@ -25,7 +25,7 @@ def queue(name, redis_conn):
 
 
 def enqueue(redis_conn, queue_name, func, *args, job_id=None, **overrides):
-    """Enqueue func(*args) on queue_name with its policy; returns the job or None if Redis is down."""
+    """Enqueue func(*args) on queue_name with its policy; the job, or None if Redis is down."""
     policy = dict(JOB_POLICY[queue_name])
     policy.update(overrides)
     try:
@@ -47,3 +47,23 @@ def enqueue_many(redis_conn, queue_name, calls):
     except redis.RedisError as exc:
         logger.warning("could not enqueue %d jobs on %s: %s", len(datas), queue_name, exc)
         return None
+
+
+def periodic_enqueue(redis_conn, lock_key, interval, queue_name, func, first_delay=0.0):
+    """A background task that enqueues func every interval seconds, once per deployment.
+
+    Every events process runs it; a Redis lock (SET NX EX) lets one of them
+    enqueue per interval. Returns the callable to run in a greenlet.
+    """
+    import gevent
+
+    def run():
+        gevent.sleep(first_delay)
+        while True:
+            try:
+                if redis_conn.set(lock_key, "1", nx=True, ex=max(1, int(interval))):
+                    enqueue(redis_conn, queue_name, func)
+            except redis.RedisError as exc:
+                logger.warning("could not schedule %s: %s", func.__name__, exc)
+            gevent.sleep(interval)
+    return run
