@@ -91,6 +91,7 @@ def load_config(env=None):
         "RATELIMIT_ANONYMOUS": env.get("RATELIMIT_ANONYMOUS", "100 per 15 minutes"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED", "true")),
         "AUTH_ENABLED": _bool(env.get("AUTH_ENABLED", "true")),
+        "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
         "QUALITY_JITTER_MS": _float(env, "QUALITY_JITTER_MS", 30.0),
         "QUALITY_LOSS_PCT": _float(env, "QUALITY_LOSS_PCT", 1.0),
         "QUALITY_RTT_MS": _float(env, "QUALITY_RTT_MS", 400.0),

@@ -3,6 +3,7 @@ import datetime
 
 from marshmallow import ValidationError, fields, validate
 
+
 class FullMatch(validate.Regexp):
     """A Regexp validator (its pattern goes into the OpenAPI spec) matching the whole value.
 
@@ -24,6 +25,15 @@ IDENT = FullMatch(r"^[A-Za-z0-9._:@\-]{1,64}$",
                         error="must be 1-64 characters of letters, digits and . _ : @ -")
 
 
+class StrictBoolean(fields.Boolean):
+    """true or false only: 0, 1, "yes" and the like are refused, as the spec says."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
+
+
 class UTCDateTime(fields.DateTime):
     """Naive UTC in the database; ISO-8601 with Z on the wire; any offset accepted in."""
 
@@ -37,7 +47,8 @@ class UTCDateTime(fields.DateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         result = super()._deserialize(value, attr, data, **kwargs)
         if result.tzinfo is not None:
-            result = result.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        if result.year < 1970 or result.year > 9999:
-            raise ValidationError("date out of range")
+            try:
+                result = result.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            except OverflowError:
+                raise ValidationError("date out of range") from None
         return result

@@ -10,9 +10,14 @@ COUNT_CAP = 10_000
 class PeeweePage(Page):
     """Pages a peewee SelectQuery with LIMIT/OFFSET and a capped COUNT for the header."""
 
+    # Beyond this an OFFSET does not fit the databases' integers; no data is there.
+    MAX_OFFSET = 2 ** 62
+
     @property
     def items(self):
         params = self.page_params
+        if params.first_item > self.MAX_OFFSET:
+            return []
         return list(self.collection.limit(params.page_size).offset(params.first_item))
 
     @property

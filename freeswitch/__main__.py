@@ -22,6 +22,7 @@ make_db_cooperative()
 from config import load_config  # noqa: E402
 from freeswitch.call_events import CallEventHandlers  # noqa: E402
 from freeswitch.listener import EventListener  # noqa: E402
+from services.auth import install_log_redaction  # noqa: E402
 from services.container import build_process_services, domain_event_handlers  # noqa: E402
 from services.health import EVENTS_STATE_KEY  # noqa: E402
 
@@ -58,6 +59,7 @@ def main():
     cfg = load_config()
     logging.basicConfig(level=cfg["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     services, listener = build(cfg)
     listener.start()
     background = [gevent.spawn(report_state, listener, services.redis)]

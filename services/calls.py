@@ -1,4 +1,4 @@
-"""CallService: the one place that changes calls, for the API, the events process and reconciliation."""
+"""CallService: the one place that changes calls (API, events process, reconciliation)."""
 import datetime
 import logging
 import uuid
@@ -6,7 +6,7 @@ import uuid
 import peewee
 
 from freeswitch.connection import FreeSwitchError, FreeSwitchUnavailable
-from models import Call, CallEvent, db, utcnow
+from models import Call, CallEvent, db, fastsql, utcnow
 from services import call_state as cs
 from services.errors import BadGateway, Conflict, NotFound, Unavailable, Unprocessable
 from services.outbox import Outbox
@@ -49,7 +49,8 @@ class CallService:
         self.commands = commands
         self.config = config or {}
         # Other domains (recordings, quality) react to call changes through hooks,
-        # lists of fn(call, outbox) under "answered", "ended" and "deleting";
+        # lists of fn(call, outbox) under "answered", "ended", "updated" (no status
+        # change) and "deleting";
         # they run inside the transaction, and their side effects go in the outbox.
         self.hooks = hooks if hooks is not None else {}
 
@@ -117,9 +118,10 @@ class CallService:
             if value is not None:
                 setattr(call, key, value)
         call.updated_at = utcnow()
-        call.save()
-        CallEvent.create(call=call, source=source, event_name=event_name,
-                         from_status=previous, to_status=status, created_at=at, data=data)
+        fastsql.update(call)
+        fastsql.insert(CallEvent(call=call, source=source, event_name=event_name,
+                                 from_status=previous, to_status=status, created_at=at,
+                                 data=data))
         self._announce(call, cs.event_type(status), outbox)
         if status == cs.IN_PROGRESS:
             self.run_hooks("answered", call, outbox)
@@ -138,15 +140,15 @@ class CallService:
                 call.billsec = 0
 
     def _announce(self, call, event_type, outbox):
-        from blueprints.calls.schemas import CallSchema
-        data = CallSchema().dump(call)  # snapshot now: later changes in the batch must not leak in
-        outbox.add(self.notifier.publish, "calls", event_type, data)
+        from blueprints.calls.schemas import dump_call
+        data = dump_call(call)  # snapshot now: later changes in the batch must not leak in
+        outbox.publish(self.notifier, "calls", event_type, data)
 
     def note(self, call, source, event_name, data=None, at=None):
         """Record a noteworthy event that is not a state change."""
-        CallEvent.create(call=call, source=source, event_name=event_name,
-                         from_status=call.status, to_status=call.status,
-                         created_at=at or utcnow(), data=data)
+        fastsql.insert(CallEvent(call=call, source=source, event_name=event_name,
+                                 from_status=call.status, to_status=call.status,
+                                 created_at=at or utcnow(), data=data))
 
     # ----- API actions ---------------------------------------------------
     def start(self, args, idempotency_key=None):
@@ -154,7 +156,7 @@ class CallService:
         if idempotency_key:
             existing = Call.get_or_none(Call.idempotency_key == idempotency_key)
             if existing is not None:
-                return existing, False
+                return self._replayed(existing, args), False
         gateway = args.get("gateway") or self.config.get("DEFAULT_GATEWAY") or None
         try:
             self.commands.dialstring(args["to"], gateway)
@@ -179,10 +181,18 @@ class CallService:
             existing = Call.get_or_none(Call.idempotency_key == idempotency_key)
             if existing is None:
                 raise
-            return existing, False
+            return self._replayed(existing, args), False
         outbox.flush()
         self._originate(call)
         return call, True
+
+    @staticmethod
+    def _replayed(existing, args):
+        """The call an Idempotency-Key already made, if it was made for the same agent:
+        one agent must not read another's call by guessing or reusing its key."""
+        if existing.agent_id != args.get("agent_id"):
+            raise Conflict("this Idempotency-Key was already used for another agent's call")
+        return existing
 
     def _originate(self, call):
         try:
@@ -224,6 +234,9 @@ class CallService:
                     else:
                         merged[key] = value
                 call.metadata = merged
+            if changes.get("quality"):
+                for fn in self.hooks.get("quality_sample", ()):
+                    fn(call, changes["quality"], outbox)
             changed = False
             if changes.get("status"):
                 changed = self.transition(call, changes["status"], SOURCE_API, "api.update",
@@ -232,6 +245,7 @@ class CallService:
                 call.updated_at = utcnow()
                 call.save()
                 self._announce(call, "call.updated", outbox)
+                self.run_hooks("updated", call, outbox)
         outbox.flush()
         return call
 
@@ -261,6 +275,7 @@ class CallService:
             else:
                 call.save()
                 self._announce(call, "call.updated", outbox)
+                self.run_hooks("updated", call, outbox)
         outbox.flush()
         return call
 

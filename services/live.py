@@ -77,10 +77,11 @@ def rss_mb(process=None):
 def can_receive(principal, envelope):
     """Whether the client authenticated as `principal` may see this channel message.
 
-    The one place that decides; the access-control work replaces it (or sets
-    `LiveHub.can_receive`). Until then every connected client sees everything.
+    The one place that decides, delegating to the access-control rules
+    (an agent sees only its own calls and their recordings, no `sip`).
     """
-    return True
+    from services import auth
+    return auth.can_receive(principal, envelope)
 
 
 # ----- frames and messages --------------------------------------------------

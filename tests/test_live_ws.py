@@ -65,7 +65,7 @@ class LiveSocket:
     """A WebSocket client of /ws that answers pings while it reads (as browsers do)."""
 
     def __init__(self, stack, **options):
-        url = stack.url("/ws").replace("http://", "ws://")
+        url = stack.url(f"/ws?api_key={stack.api_key}").replace("http://", "ws://")
         self.ws = websocket.create_connection(url, timeout=10, skip_utf8_validation=True,
                                               **options)
         self.seen = []

@@ -6,6 +6,7 @@ from rq import Worker
 
 from config import load_config
 from models import create_tables, db, init_db
+from services.auth import install_log_redaction
 from services.redis_client import make_redis
 from workers.queues import QUEUES
 
@@ -14,6 +15,7 @@ def main(argv=None):
     cfg = load_config()
     logging.basicConfig(level=cfg["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     init_db(cfg["DATABASE_URL"])
     with db.connection_context():
         create_tables()

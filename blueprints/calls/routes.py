@@ -3,9 +3,16 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from blueprints.calls.schemas import (CallEndSchema, CallEventSchema, CallQueryArgsSchema,
-                                      CallSchema, CallStartSchema, CallUpdateSchema)
-from blueprints.pagination import PeeweePage
+from blueprints.calls.schemas import (
+    CallEndSchema,
+    CallEventSchema,
+    CallQueryArgsSchema,
+    CallSchema,
+    CallStartSchema,
+    CallUpdateSchema,
+)
+from blueprints.pagination import CallPage
+from blueprints.security import scoped_to_agent
 
 blp = Blueprint("calls", __name__, url_prefix="/api/calls",
                 description="Place, track and end calls; the call history.")
@@ -22,6 +29,7 @@ class CallStart(MethodView):
     @blp.alt_response(503, description="FreeSWITCH unreachable; the call is stored as failed")
     def post(self, args):
         """Start an outbound call (an Idempotency-Key header makes retries safe)."""
+        args = scoped_to_agent(args)  # an agent's calls are always its own
         args["from"] = args.pop("from_", None)
         key = request.headers.get("Idempotency-Key")
         call, created = calls().start(args, idempotency_key=key[:255] if key else None)
@@ -32,10 +40,10 @@ class CallStart(MethodView):
 class CallHistory(MethodView):
     @blp.arguments(CallQueryArgsSchema, location="query")
     @blp.response(200, CallSchema(many=True))
-    @blp.paginate(PeeweePage, page_size=50, max_page_size=500)
+    @blp.paginate(CallPage, page_size=50, max_page_size=500)
     def get(self, args):
         """List calls, newest first, with filters; paging in X-Pagination."""
-        return calls().history_query(args)
+        return calls().history_query(scoped_to_agent(args))
 
 
 @blp.route("/<uuid:call_id>")
@@ -54,7 +62,7 @@ class CallById(MethodView):
 
 @blp.route("/<uuid:call_id>/update")
 class CallUpdate(MethodView):
-    @blp.arguments(CallUpdateSchema)
+    @blp.arguments(CallUpdateSchema, required=False)  # what is left out stays as it is
     @blp.response(200, CallSchema)
     @blp.alt_response(409, description="Impossible status transition")
     def put(self, changes, call_id):
@@ -64,7 +72,7 @@ class CallUpdate(MethodView):
 
 @blp.route("/<uuid:call_id>/end")
 class CallEnd(MethodView):
-    @blp.arguments(CallEndSchema)
+    @blp.arguments(CallEndSchema, required=False)  # no body: just hang up
     @blp.response(200, CallSchema)
     @blp.alt_response(503, description="FreeSWITCH unreachable; the call is still up")
     def post(self, args, call_id):

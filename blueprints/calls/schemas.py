@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from blueprints.analytics.schemas import QualitySampleSchema
-from blueprints.fields import IDENT, NUMBER, FullMatch, UTCDateTime
+from blueprints.fields import IDENT, NUMBER, FullMatch, StrictBoolean, UTCDateTime
 from services import call_state as cs
 
 
@@ -44,7 +44,7 @@ class CallStartSchema(Schema):
     campaign_id = fields.String(validate=IDENT)
     gateway = fields.String(validate=FullMatch(r"^[A-Za-z0-9_.\-]{1,64}$"))
     metadata = fields.Dict(keys=fields.String(validate=validate.Length(max=64)))
-    record = fields.Boolean(load_default=False)
+    record = StrictBoolean(load_default=False)
     record_format = fields.String(validate=validate.OneOf(["mp3", "wav", "ogg"]))
 
 

@@ -26,7 +26,6 @@ from freeswitch.gateway_xml import (
 )
 from services.sip import PROVIDER_PRESETS
 
-
 NAME = FullMatch(GATEWAY_NAME, error="must be 1-63 letters, digits, _ or -, starting with "
                                      "a letter or digit")
 USER = FullMatch(SIP_USER, error="must be 1-128 letters, digits or . _ + -")

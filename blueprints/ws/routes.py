@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from simple_websocket import ConnectionError as HandshakeError
 from wsproto.utilities import RemoteProtocolError
 
+from blueprints import security
 from blueprints.ws.schemas import (
     CLIENT_MESSAGE_TYPES,
     ChannelsMessageSchema,
@@ -45,12 +46,15 @@ def register(app, sock):
     @sock.route("/ws")
     def live_socket(ws):
         """Live channels: subscribe, resume with since, receive envelopes."""
+        principal = security.authenticate_ws_connection(ws)
         # The connection lives for hours and never queries: return the database
         # connection that before_request opened instead of holding it.
         if not db.is_closed():
             db.close()
+        if principal is None:
+            return
         hub = current_app.extensions["services"].live_hub
-        client = hub.connect(ws, principal=None)
+        client = hub.connect(ws, principal=principal)
         try:
             while True:
                 raw = ws.receive()
