@@ -89,7 +89,9 @@ class BaseModel(peewee.Model):
         The events process looks rows up for every event; building a SELECT of
         many columns anew each time costs more than running it.
         """
-        key = (id(db.obj), cls, field_name)
+        database = cls._meta.database
+        # Keyed by the database object itself (not its id, which Python reuses).
+        key = (getattr(database, "obj", database), cls, field_name)
         sql = _LOOKUP_SQL.get(key)
         if sql is None:
             sql, _ = cls.select().where(getattr(cls, field_name) == "").limit(1).sql()

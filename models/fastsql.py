@@ -24,7 +24,7 @@ def insert(instance):
               if f.name in instance.__data__ and not (f.primary_key and
                                                       instance.__data__[f.name] is None)]
     names = tuple(f.name for f in fields)
-    key = (id(db.obj), "insert", model, names)
+    key = (db.obj, "insert", model, names)
     sql = _CACHE.get(key)
     if sql is None:
         param = db.obj.param
@@ -43,7 +43,7 @@ def update(instance):
     if not names:
         return 0
     pk = model._meta.primary_key
-    key = (id(db.obj), "update", model, names)
+    key = (db.obj, "update", model, names)
     sql = _CACHE.get(key)
     fields = [model._meta.fields[name] for name in names]
     if sql is None:
