@@ -65,6 +65,12 @@ def register_error_handlers(app):
         db.rollback() if not db.is_closed() else None
         return jsonify(_error_json(409, "conflicts with stored data")), 409
 
+    @app.errorhandler(peewee.DataError)
+    def data_error(exc):
+        # A value the database cannot hold (out of range for its column type).
+        logger.warning("database refused a value: %s", str(exc).splitlines()[0][:200])
+        return jsonify(_error_json(422, "a value is out of the range that can be stored")), 422
+
     @app.errorhandler(peewee.OperationalError)
     @app.errorhandler(peewee.InterfaceError)
     def database_down(exc):

@@ -1,4 +1,5 @@
 """peewee models and the database set-up; `ALL_MODELS` is what create_tables makes."""
+# ruff: noqa: I001  (order matters: the domain models import models.call)
 from models.db import BaseModel, db, init_db, is_sqlite, make_database, new_id, utcnow  # noqa: F401
 from models.call import Call, CallEvent  # noqa: F401
 from models import fastsql  # noqa: F401

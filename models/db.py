@@ -1,4 +1,5 @@
 """Database set-up: one DatabaseProxy, bound from DATABASE_URL at start-up."""
+import contextlib
 import datetime
 import json
 import logging
@@ -49,6 +50,34 @@ def init_db(url):
     database = make_database(url)
     db.initialize(database)
     return database
+
+
+@contextlib.contextmanager
+def db_session():
+    """Use the open connection, or open one for this block only.
+
+    Worker jobs and after-commit actions may run where the connection was
+    already released; closing a connection this block did not open would pull
+    it from under its owner.
+    """
+    opened = db.is_closed()
+    if opened:
+        db.connect()
+    try:
+        yield
+    finally:
+        if opened and not db.is_closed():
+            db.close()
+
+
+def write_transaction():
+    """A transaction that will write.
+
+    On SQLite every transaction already begins IMMEDIATE (see make_database): one
+    that read first and then wrote after another process committed would fail at
+    once with "database is locked", whatever the busy_timeout.
+    """
+    return db.atomic()
 
 
 def is_sqlite():

@@ -168,7 +168,8 @@ class CallService:
                 call = Call.create(
                     fs_uuid=str(uuid.uuid4()), fs_job_uuid=str(uuid.uuid4()),
                     direction="outbound", to_number=args["to"],
-                    from_number=args.get("from"), caller_id=args.get("caller_id") or args.get("from"),
+                    from_number=args.get("from"),
+                    caller_id=args.get("caller_id") or args.get("from"),
                     agent_id=args.get("agent_id"), campaign_id=args.get("campaign_id"),
                     gateway=gateway, metadata=args.get("metadata"),
                     record=bool(args.get("record")), record_format=args.get("record_format"),

@@ -22,7 +22,6 @@ StatisticsService answers GET /api/calls/statistics and /api/calls/quality
 from the rollups and facts of models/quality.py (see that module for the time
 zone reasoning).
 """
-import contextlib
 import dataclasses
 import datetime
 import logging
@@ -31,7 +30,8 @@ import zoneinfo
 
 from peewee import JOIN, SQL, Case, fn
 
-from models import Call, db, is_sqlite, utcnow
+from models import Call, is_sqlite, utcnow
+from models.db import db_session, write_transaction
 from models.quality import (
     CallFact,
     DailyOutcome,
@@ -259,23 +259,8 @@ def build_summary(samples, rtp_stats, ended_at, limits):
 
 
 # ----- database helpers -----------------------------------------------------------
-@contextlib.contextmanager
-def db_session():
-    """Use the open connection, or open one for this block (worker jobs, after-commit actions)."""
-    opened = db.is_closed()
-    if opened:
-        db.connect()
-    try:
-        yield
-    finally:
-        if opened and not db.is_closed():
-            db.close()
 
 
-def _write_transaction():
-    # SQLite: take the write lock up front, so two jobs for one call cannot
-    # both read the old fact and then race to write.
-    return db.atomic(lock_type="IMMEDIATE") if is_sqlite() else db.atomic()
 
 
 def _lock_call(call_id):
@@ -361,7 +346,7 @@ class QualityService:
     def summarize(self, call_id):
         """Write the call's quality summary and its rollup contribution (idempotent)."""
         outbox = Outbox()
-        with db_session(), _write_transaction():
+        with db_session(), write_transaction():
             call = _lock_call(call_id)
             if call is None or call.status not in cs.TERMINAL:
                 logger.debug("no summary for call %s (gone or live)", call_id)

@@ -15,7 +15,6 @@ channel's `read_rate` (asked with `uuid_getvar`); when FreeSWITCH cannot tell,
 8000 Hz is assumed (narrow-band telephony: 16,000 bytes per second). The worker
 cuts anything longer, so a stored recording never exceeds the size either way.
 """
-import contextlib
 import datetime
 import glob
 import logging
@@ -26,7 +25,8 @@ import peewee
 
 from freeswitch.commands import check_uuid
 from freeswitch.connection import FreeSwitchError, FreeSwitchUnavailable
-from models import Call, db, is_sqlite, utcnow
+from models import Call, utcnow
+from models.db import db_session, write_transaction
 from models.recording import Recording
 from services.calls import fs_time
 from services.errors import BadGateway, Conflict, NotFound, ServiceError, Unavailable
@@ -57,32 +57,8 @@ def transcode_job_id(recording_id):
     return f"recording-transcode-{recording_id}"
 
 
-@contextlib.contextmanager
-def db_session():
-    """Use the open connection, or open one for this block only.
-
-    Outbox actions run after the request's or the batch's transaction, where
-    the connection may already be released; closing a connection this block
-    did not open would pull it from under its owner.
-    """
-    opened = db.is_closed()
-    if opened:
-        db.connect()
-    try:
-        yield
-    finally:
-        if opened and not db.is_closed():
-            db.close()
 
 
-def write_transaction():
-    """A transaction that will write: BEGIN IMMEDIATE on SQLite.
-
-    A deferred SQLite transaction that reads, then writes after another process
-    (web, events, worker) committed, fails at once with "database is locked"
-    whatever the busy_timeout; taking the write lock up front makes it wait instead.
-    """
-    return db.atomic(lock_type="IMMEDIATE") if is_sqlite() else db.atomic()
 
 
 class OutsideRecordingRoot(Exception):

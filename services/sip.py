@@ -39,7 +39,8 @@ from freeswitch.gateway_xml import (
     split_hostport,
     write_gateway_file,
 )
-from models import db, is_sqlite, utcnow
+from models import db, utcnow
+from models.db import write_transaction
 from models.sip import SipGateway, SipGatewayState
 from services.crypto import SecretBox, SecretUnreadable
 from services.errors import BadGateway, Conflict, NotFound, Unavailable, Unprocessable
@@ -149,11 +150,6 @@ STATE_EVENT_TYPES = {
 HEALTHY_STATES = ("REGED", "NOREG")
 
 
-def write_transaction():
-    """BEGIN IMMEDIATE on SQLite: a read-then-write transaction that started as a
-    reader fails at once with `database is locked` if another process committed
-    meanwhile (WAL snapshot), whatever the busy_timeout."""
-    return db.atomic(lock_type="IMMEDIATE") if is_sqlite() else db.atomic()
 
 
 def preset_of(provider):

@@ -133,7 +133,8 @@ def test_hostile_password_is_escaped_and_round_trips_exactly(password):
     ("host", "evil.com\"/><param"), ("host", "host name"), ("host", "sip:host"),
     ("host", "host:5060"), ("host", "a..b"), ("host", "-bad.example.com"), ("host", "[::1]"),
     ("port", 0), ("port", 70000), ("transport", "sctp"), ("username", 'bob"'),
-    ("username", "bob<x>"), ("caller_id", "+1555 123"), ("codecs", ["PCMU", "EVIL"]), ("codecs", ["pcmu"]),
+    ("username", "bob<x>"), ("caller_id", "+1555 123"), ("codecs", ["PCMU", "EVIL"]),
+    ("codecs", ["pcmu"]),
     ("outbound_proxy", "proxy.example.com:99999"), ("outbound_proxy", "p.example.com;lr"),
     ("expiry", 5),
 ])

@@ -238,7 +238,7 @@ def _final_attempt():
 
 def transcode_recording(recording_id):
     """RQ job: the recording's WAV -> its format (+ the WAV kept), measured; status ready."""
-    from services.recordings import db_session
+    from models.db import db_session
     config, _, service = _context()
     with db_session():
         recording = service.claim_for_transcode(recording_id)
@@ -312,7 +312,7 @@ def job_status(redis_conn, recording_id):
 
 def maintain_recordings():
     """RQ job (periodic): apply RECORDING_RETENTION_DAYS; recover stalled recordings."""
-    from services.recordings import db_session
+    from models.db import db_session
     config, redis_conn, service = _context()
     with db_session():
         deleted = service.delete_expired(config.get("RECORDING_RETENTION_DAYS"))

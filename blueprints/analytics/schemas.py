@@ -1,10 +1,10 @@
 """Analytics schemas: live quality samples, statistics and quality-trend queries and answers."""
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_load, validate
 from webargs.fields import DelimitedList
 
-from blueprints.fields import IDENT
+from blueprints.fields import IDENT, FullMatch
 
-GATEWAY = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,64}$")
+GATEWAY = FullMatch(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 class QualitySampleSchema(Schema):
@@ -17,6 +17,12 @@ class QualitySampleSchema(Schema):
                                    metadata={"description": "lost packets in percent (0-100)"})
     mos = fields.Float(allow_none=True, validate=validate.Range(min=1, max=5), metadata={
         "description": "the client's own MOS; computed with the E-model when absent"})
+
+    @post_load
+    def _round(self, data, **kwargs):
+        # Measurements finer than a microsecond or 1e-6 % mean nothing, and
+        # values like 1e-227 do not fit PostgreSQL's float columns.
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in data.items()}
 
 
 class RangeArgsSchema(Schema):
