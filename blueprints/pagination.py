@@ -27,15 +27,9 @@ class PeeweePage(Page):
 
 
 class CallPage(PeeweePage):
-    """Pages calls and loads their recordings with one query for the whole page."""
+    """Pages calls and has the service load their recordings in one query per page."""
 
     @property
     def items(self):
-        from models.recording import Recording
-        calls = super().items
-        ids = [call.id for call in calls]
-        recordings = {r.call_id: r for r in Recording.select().where(Recording.call.in_(ids))}
-        for call in calls:
-            recording = recordings.get(call.id)
-            call._recording_summary = recording.summary() if recording else None
-        return calls
+        from flask import current_app
+        return current_app.extensions["services"].calls.attach_recordings(super().items)

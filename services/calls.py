@@ -86,6 +86,17 @@ class CallService:
             return query.order_by(Call.created_at.asc(), Call.id.asc())
         return query.order_by(Call.created_at.desc(), Call.id.desc())
 
+    @staticmethod
+    def attach_recordings(calls):
+        """Load the recordings of a page of calls with one query (not one per call)."""
+        from models.recording import Recording
+        ids = [call.id for call in calls]
+        recordings = {r.call_id: r for r in Recording.select().where(Recording.call.in_(ids))}
+        for call in calls:
+            recording = recordings.get(call.id)
+            call._recording_summary = recording.summary() if recording else None
+        return calls
+
     def events_of(self, call_id):
         call = self.get(call_id)
         return list(CallEvent.select().where(CallEvent.call == call).order_by(CallEvent.id))
