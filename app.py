@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from flask_smorest import Api
 from flask_sock import Sock
 
-from blueprints import security
+from blueprints.access import security
 from blueprints.analytics.routes import blp as analytics_blp
 from blueprints.auth.routes import blp as auth_blp
 from blueprints.calls.routes import blp as calls_blp
@@ -21,7 +21,7 @@ from config import load_config
 from models import create_tables, db
 from services.container import build_process_services
 from services.errors import ServiceError
-from services.live import install_request_timing
+from services.live.hub import install_request_timing
 
 # Order matters for routing: /api/calls/recordings and /api/calls/statistics are
 # registered before the /api/calls/<id> routes could shadow them (they cannot,

@@ -75,7 +75,7 @@ def store_ready_recording(db_url, root, source):
     """The recording as the worker leaves it: mp3 + wav under the root, a ready row."""
     from models import Call, create_tables, db, init_db
     from models.recording import Recording
-    from services.recordings import RecordingStorage
+    from services.recordings.service import RecordingStorage
     init_db(db_url)
     with db.connection_context():
         create_tables()

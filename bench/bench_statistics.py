@@ -183,7 +183,7 @@ def bench_history(stack, requests_count):
 def history_sql_breakdown(url):
     """Time the COUNT(*) behind X-Pagination apart from the page query, in-process."""
     from models import Call, db, init_db
-    from services.calls import CallService
+    from services.calls.service import CallService
     init_db(url)
     service = CallService(notifier=None)
     print("  history SQL in-process (median of 10): COUNT(*) for X-Pagination vs the page")

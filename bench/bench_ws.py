@@ -46,7 +46,7 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from services.notifier import Notifier
+from services.publisher import Notifier
 from tests.conftest import RedisServer, free_port, stack_env, wait_until
 
 DEADLINE = time.monotonic() + 170  # the whole run stays under 3 minutes

@@ -19,7 +19,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from models import Call, create_tables, db, init_db, utcnow  # noqa: E402
-from workers.rollups import bulk_insert  # noqa: E402
+from services.quality.rollups import bulk_insert  # noqa: E402
 
 STATUSES = (("completed", 55), ("no-answer", 20), ("busy", 10), ("canceled", 10),
             ("failed", 5))
@@ -120,7 +120,7 @@ def seed(database_url, calls, days=180, chunk=1000, seed_value=42, rebuild_rollu
         timings["insert_s"] = time.perf_counter() - t0
         echo("")
         if rebuild_rollups:
-            from workers import rollups
+            from services.quality import rollups
             t1 = time.perf_counter()
             rollups.rebuild(3.5, echo=lambda msg: echo("  " + msg))
             timings["rollups_s"] = time.perf_counter() - t1
@@ -137,7 +137,7 @@ def main(argv=None):
     parser.add_argument("--chunk", type=int, default=1000, help="rows per INSERT statement")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-rollups", action="store_true",
-                        help="skip `workers.rollups rebuild` after inserting")
+                        help="skip `services.quality.rollups rebuild` after inserting")
     args = parser.parse_args(argv)
     timings = seed(args.database_url, args.calls, args.days, args.chunk, args.seed,
                    rebuild_rollups=not args.no_rollups)

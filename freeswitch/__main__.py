@@ -20,8 +20,8 @@ from gevent_setup import make_db_cooperative  # noqa: E402
 make_db_cooperative()
 
 from config import load_config  # noqa: E402
-from freeswitch.call_events import CallEventHandlers  # noqa: E402
-from freeswitch.listener import EventListener  # noqa: E402
+from freeswitch.events.calls import CallEventHandlers  # noqa: E402
+from freeswitch.events.listener import EventListener  # noqa: E402
 from services.auth import install_log_redaction  # noqa: E402
 from services.container import build_process_services, domain_event_handlers  # noqa: E402
 from services.health import EVENTS_STATE_KEY  # noqa: E402

@@ -1,14 +1,14 @@
 """Builds the domain services once per process (web, events, worker) from config and clients."""
 from types import SimpleNamespace
 
-from services.calls import CallService
-from services.notifier import Notifier
+from services.calls.service import CallService
+from services.publisher import Notifier
 
 
 def build_process_services(config):
     """Bind the database (tables created), make the Redis client and the FreeSWITCH
     command link, and build the services: the start of the web and events processes."""
-    from freeswitch.commands import FreeSwitchCommands
+    from freeswitch.esl.commands import FreeSwitchCommands
     from models import create_tables, db, init_db
     from services.redis_client import make_redis
     init_db(config["DATABASE_URL"])
@@ -31,7 +31,10 @@ def build_services(config, redis_conn, commands):
     services = SimpleNamespace(config=config, redis=redis_conn, commands=commands,
                                notifier=notifier, calls=calls, hooks=hooks,
                                background_tasks=[])
-    from services import live, quality, recordings, sip
+    from services.live import hub as live
+    from services.quality import service as quality
+    from services.recordings import service as recordings
+    from services.sip import service as sip
     for domain in (recordings, sip, quality, live):
         domain.register(services)
     return services
@@ -39,7 +42,9 @@ def build_services(config, redis_conn, commands):
 
 def domain_event_handlers(services):
     """FreeSWITCH event handlers of the non-call domains, merged."""
-    from services import quality, recordings, sip
+    from services.quality import service as quality
+    from services.recordings import service as recordings
+    from services.sip import service as sip
     handlers = {}
     for domain in (recordings, sip, quality):
         handlers.update(domain.event_handlers(services))

@@ -9,8 +9,8 @@ import logging
 from rq import get_current_job
 
 from config import load_config
-from services.notifier import Notifier
-from services.quality import QualityService
+from services.publisher import Notifier
+from services.quality.service import QualityService
 from services.redis_client import make_redis
 
 logger = logging.getLogger(__name__)

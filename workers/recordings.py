@@ -218,8 +218,8 @@ def _context():
     from rq import get_current_job
 
     from config import load_config
-    from services.notifier import Notifier
-    from services.recordings import RecordingService
+    from services.publisher import Notifier
+    from services.recordings.service import RecordingService
     from services.redis_client import make_redis
     config = load_config()
     job = get_current_job()
@@ -296,7 +296,7 @@ def job_status(redis_conn, recording_id):
     from rq.exceptions import NoSuchJobError
     from rq.job import Job, JobStatus
 
-    from services.recordings import transcode_job_id
+    from services.recordings.service import transcode_job_id
     try:
         job = Job.fetch(transcode_job_id(recording_id), connection=redis_conn)
     except NoSuchJobError:

@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, post_load, validate
 from webargs.fields import DelimitedList
 
-from blueprints.fields import IDENT, FullMatch
+from services.fields import IDENT, FullMatch
 
 GATEWAY = FullMatch(r"^[A-Za-z0-9_.\-]{1,64}$")
 

@@ -4,7 +4,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from blueprints.auth.schemas import PrincipalSchema, TokenSchema
-from blueprints.security import current_principal
+from blueprints.access.security import current_principal
 from services.auth import TokenService
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth",

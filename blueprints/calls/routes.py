@@ -12,7 +12,7 @@ from blueprints.calls.schemas import (
     CallUpdateSchema,
 )
 from blueprints.pagination import CallPage
-from blueprints.security import scoped_to_agent
+from blueprints.access.security import scoped_to_agent
 
 blp = Blueprint("calls", __name__, url_prefix="/api/calls",
                 description="Place, track and end calls; the call history.")

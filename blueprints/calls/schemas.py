@@ -2,8 +2,8 @@
 from marshmallow import Schema, fields, validate
 
 from blueprints.analytics.schemas import QualitySampleSchema
-from blueprints.fields import IDENT, NUMBER, FullMatch, StrictBoolean, UTCDateTime
-from services import call_state as cs
+from services.fields import IDENT, NUMBER, FullMatch, StrictBoolean, UTCDateTime
+from services.calls import state as cs
 
 
 class CallSchema(Schema):

@@ -16,9 +16,9 @@ from blueprints.recordings.schemas import (
     RecordingSchema,
     RecordingStartSchema,
 )
-from blueprints.security import scoped_to_agent
+from blueprints.access.security import scoped_to_agent
 from services.errors import ServiceError
-from services.recordings import MIME_TYPES
+from services.recordings.service import MIME_TYPES
 
 blp = Blueprint("recordings", __name__, url_prefix="/api/calls",
                 description="Record calls, stream and delete recordings.")

@@ -1,7 +1,7 @@
 """Marshmallow schemas of the recordings resource (also the `recordings` channel's payload)."""
 from marshmallow import Schema, fields, validate
 
-from blueprints.fields import IDENT, UTCDateTime
+from services.fields import IDENT, UTCDateTime
 from models.recording import Recording
 
 

@@ -12,7 +12,7 @@ from blueprints.sip.schemas import (
     ProviderSchema,
     SipStatusSchema,
 )
-from services.sip import provider_list
+from services.sip.service import provider_list
 
 blp = Blueprint("sip", __name__, url_prefix="/api/sip",
                 description="SIP gateways: presets, configuration, status and tests.")

@@ -6,8 +6,8 @@ No schema ever dumps a password; GatewaySchema says only `password_set`.
 """
 from marshmallow import Schema, ValidationError, fields, validate
 
-from blueprints.fields import FullMatch, UTCDateTime
-from freeswitch.gateway_xml import (
+from services.fields import FullMatch, UTCDateTime
+from freeswitch.esl.gateway_xml import (
     CALLER_ID,
     CODECS,
     GATEWAY_NAME,
@@ -24,7 +24,7 @@ from freeswitch.gateway_xml import (
     has_surrogates,
     split_hostport,
 )
-from services.sip import PROVIDER_PRESETS
+from services.sip.service import PROVIDER_PRESETS
 
 NAME = FullMatch(GATEWAY_NAME, error="must be 1-63 letters, digits, _ or -, starting with "
                                      "a letter or digit")

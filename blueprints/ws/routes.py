@@ -11,15 +11,15 @@ from marshmallow import ValidationError
 from simple_websocket import ConnectionError as HandshakeError
 from wsproto.utilities import RemoteProtocolError
 
-from blueprints import security
+from blueprints.access import security
 from blueprints.ws.schemas import (
     CLIENT_MESSAGE_TYPES,
     ChannelsMessageSchema,
     ClientMessageSchema,
 )
 from models import db
-from services.live import now_iso
-from services.notifier import CHANNELS
+from services.live.hub import now_iso
+from services.publisher import CHANNELS
 
 _message_schema = ClientMessageSchema()
 _channels_schema = ChannelsMessageSchema()

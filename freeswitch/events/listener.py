@@ -1,0 +1,224 @@
+"""The events process's core: one subscribed ESL connection, reconnect, reconcile, batched writes.
+
+Events are read by greenswitch's reader greenlet and put on a bounded queue;
+one writer greenlet takes them in batches and applies each batch in ONE
+transaction (SQLite allows one writer, and a transaction per event cannot keep
+up with a burst), then publishes after the commit.
+"""
+import json
+import logging
+import time
+
+import gevent
+import gevent.event
+import gevent.queue
+
+from freeswitch.esl.connection import ESLConnection, FreeSwitchUnavailable
+from models import db
+from services.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+_RECONCILE = object()
+RECONCILE_GRACE = 5.0
+MAX_DUMPS = 5000
+
+
+class _NoObserver:
+    def begin_batch(self):
+        pass
+
+    def before_event(self, name):
+        pass
+
+    def end_batch(self):
+        pass
+
+
+def subscription_names(handlers):
+    """Handler keys -> the names for `event json ...` (CUSTOM subclasses after CUSTOM)."""
+    plain = [name for name in handlers if "::" not in name]
+    custom = [name for name in handlers if "::" in name]
+    return plain + (["CUSTOM"] + custom if custom else [])
+
+
+class EventListener:
+    """Keeps one subscribed connection to a FreeSWITCH node alive and applies its events."""
+
+    def __init__(self, config, handlers, reconcile, queue_size=200_000,
+                 batch_size=500, batch_wait=0.02, reconcile_interval=60.0, batch_observer=None):
+        self.config = config
+        self.handlers = dict(handlers)
+        self.reconcile = reconcile
+        self.queue = gevent.queue.Queue(maxsize=queue_size)
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait
+        self.reconcile_interval = reconcile_interval
+        # Told when a batch begins and ends and before each event (begin_batch,
+        # before_event(name), end_batch), so handlers may share state per batch.
+        self.batch_observer = batch_observer or _NoObserver()
+        self.state = "starting"
+        self.connected_since = None
+        self.events_applied = 0
+        self._closed = gevent.event.Event()
+        self._stop = gevent.event.Event()
+        self._conn = None
+        self._greenlets = []
+
+    # ----- connection ----------------------------------------------------
+    def _on_event(self, event):
+        name = event.get("Event-Name")
+        if name == "CUSTOM":
+            name = event.get("Event-Subclass")
+        if name in self.handlers:
+            self.queue.put((name, event))  # blocks when full: back-pressure, never loss
+
+    def _on_close(self):
+        self._closed.set()
+
+    def _connect(self):
+        conn = ESLConnection(
+            self.config["FREESWITCH_HOST"], self.config["FREESWITCH_PORT"],
+            self.config["FREESWITCH_PASSWORD"], timeout=self.config.get("FREESWITCH_TIMEOUT", 5.0),
+            events=subscription_names(self.handlers), on_event=self._on_event,
+            on_close=self._on_close)
+        self._closed.clear()
+        conn.connect()
+        return conn
+
+    def run_connection(self):
+        """Connect, reconcile, wait for the drop, back off, repeat; until stop()."""
+        delay = 0.5
+        where = f"{self.config['FREESWITCH_HOST']}:{self.config['FREESWITCH_PORT']}"
+        while not self._stop.is_set():
+            try:
+                self._conn = self._connect()
+            except FreeSwitchUnavailable as exc:
+                self.state = "unreachable"
+                logger.warning("FreeSWITCH unreachable at %s (%s); retrying in %.1fs",
+                               where, exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 0.5
+            self.state = "connected"
+            self.connected_since = time.time()
+            logger.info("connected to FreeSWITCH at %s; subscribed to %s", where,
+                        " ".join(subscription_names(self.handlers)))
+            self.request_reconcile()
+            # Again once originates that were in flight have had time to show up.
+            later = gevent.spawn_later(RECONCILE_GRACE + 1, self.request_reconcile)
+            self._closed.wait()
+            later.kill()
+            self._conn = None
+            if not self._stop.is_set():
+                self.state = "reconnecting"
+                logger.warning("lost the event connection to FreeSWITCH at %s; reconnecting",
+                               where)
+
+    def request_reconcile(self):
+        """Queue a reconciliation behind the events already received."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            body = conn.api("show channels as json")
+        except FreeSwitchUnavailable as exc:
+            logger.warning("could not list channels for reconciliation: %s", exc)
+            return
+        try:
+            rows = json.loads(body).get("rows", [])
+        except ValueError:
+            logger.warning("unexpected `show channels as json` reply: %.200s", body)
+            return
+        # `show channels` does not say reliably whether a channel was answered (a
+        # parked, answered call still shows callstate RINGING), so each live
+        # channel's full state comes from `uuid_dump <uuid> json`.
+        for row in rows[:MAX_DUMPS]:
+            try:
+                dump = conn.api(f"uuid_dump {row.get('uuid')} json")
+            except FreeSwitchUnavailable:
+                return
+            if dump.lstrip().startswith("{"):
+                try:
+                    row["_dump"] = json.loads(dump)
+                except ValueError:
+                    pass
+        self.queue.put((_RECONCILE, rows))
+
+    def _periodic_reconcile(self):
+        while not self._stop.wait(self.reconcile_interval):
+            self.request_reconcile()
+
+    # ----- the writer ----------------------------------------------------
+    def _take_batch(self):
+        first = self.queue.get()
+        batch = [first]
+        deadline = time.monotonic() + self.batch_wait
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self.queue.get_nowait())
+            except gevent.queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self.queue.get(timeout=remaining))
+                except gevent.queue.Empty:
+                    break
+        return batch
+
+    def apply_batch(self, batch):
+        """Apply events in one transaction, each in its own savepoint; publish after commit."""
+        outbox = Outbox()
+        observer = self.batch_observer
+        with db.connection_context():
+            with db.atomic():
+                observer.begin_batch()
+                for name, event in batch:
+                    observer.before_event("reconcile" if name is _RECONCILE else name)
+                    try:
+                        with db.atomic():
+                            if name is _RECONCILE:
+                                closed, adopted = self.reconcile(event, outbox)
+                                if closed or adopted:
+                                    logger.info("reconciled: %d calls closed, %d adopted",
+                                                closed, adopted)
+                            else:
+                                self.handlers[name](event, outbox)
+                    except Exception:
+                        observer.begin_batch()  # its savepoint rolled back: reload calls
+                        logger.exception("handler for %s failed; event skipped",
+                                         "reconcile" if name is _RECONCILE else name)
+                observer.end_batch()
+        self.events_applied += len(batch)
+        outbox.flush()
+
+    def run_writer(self):
+        while True:
+            batch = self._take_batch()
+            attempt = 0
+            while True:
+                try:
+                    self.apply_batch(batch)
+                    break
+                except Exception:
+                    # The database itself failed (locked, down): keep the batch and retry
+                    # rather than lose events; the bounded queue holds the rest.
+                    attempt += 1
+                    logger.exception("could not commit %d events (attempt %d); retrying",
+                                     len(batch), attempt)
+                    gevent.sleep(min(2 ** attempt, 10))
+
+    # ----- lifetime ------------------------------------------------------
+    def start(self):
+        self._greenlets = [gevent.spawn(self.run_writer), gevent.spawn(self.run_connection),
+                           gevent.spawn(self._periodic_reconcile)]
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._conn is not None:
+            self._conn.close()
+        self._closed.set()
+        gevent.killall(self._greenlets, timeout=5)
