@@ -20,10 +20,12 @@ from gevent_setup import make_db_cooperative  # noqa: E402
 make_db_cooperative()
 
 from config import load_config  # noqa: E402
+from freeswitch.events import recordings as recording_events  # noqa: E402
+from freeswitch.events import sip as sip_events  # noqa: E402
 from freeswitch.events.calls import CallEventHandlers  # noqa: E402
 from freeswitch.events.listener import EventListener  # noqa: E402
 from services.auth import install_log_redaction  # noqa: E402
-from services.container import build_process_services, domain_event_handlers  # noqa: E402
+from services.container import build_process_services  # noqa: E402
 from services.health import EVENTS_STATE_KEY  # noqa: E402
 
 logger = logging.getLogger("events")
@@ -46,7 +48,8 @@ def build(cfg):
     services = build_process_services(cfg)
     call_handlers = CallEventHandlers(services.calls)
     handlers = call_handlers.subscriptions()
-    handlers.update(domain_event_handlers(services))
+    for domain in (recording_events, sip_events):
+        handlers.update(domain.subscriptions(services))
     listener = EventListener(cfg, handlers, call_handlers.reconcile,
                              batch_size=cfg["EVENT_BATCH_SIZE"], batch_wait=cfg["EVENT_BATCH_WAIT"],
                              reconcile_interval=float(cfg.get("RECONCILE_INTERVAL", 60)),

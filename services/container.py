@@ -1,16 +1,23 @@
 """Builds the domain services once per process (web, events, worker) from config and clients."""
 from types import SimpleNamespace
 
+from freeswitch.esl.commands import FreeSwitchCommands
+from models import create_tables, db, init_db
 from services.calls.service import CallService
+from services.live import hub as live
 from services.publisher import Notifier
+from services.quality import service as quality
+from services.recordings import service as recordings
+from services.redis_client import make_redis
+from services.sip import service as sip
+
+# The order hooks are registered in is the order they run in.
+DOMAINS = (recordings, sip, quality, live)
 
 
 def build_process_services(config):
     """Bind the database (tables created), make the Redis client and the FreeSWITCH
     command link, and build the services: the start of the web and events processes."""
-    from freeswitch.esl.commands import FreeSwitchCommands
-    from models import create_tables, db, init_db
-    from services.redis_client import make_redis
     init_db(config["DATABASE_URL"])
     with db.connection_context():
         create_tables()
@@ -31,21 +38,6 @@ def build_services(config, redis_conn, commands):
     services = SimpleNamespace(config=config, redis=redis_conn, commands=commands,
                                notifier=notifier, calls=calls, hooks=hooks,
                                background_tasks=[])
-    from services.live import hub as live
-    from services.quality import service as quality
-    from services.recordings import service as recordings
-    from services.sip import service as sip
-    for domain in (recordings, sip, quality, live):
+    for domain in DOMAINS:
         domain.register(services)
     return services
-
-
-def domain_event_handlers(services):
-    """FreeSWITCH event handlers of the non-call domains, merged."""
-    from services.quality import service as quality
-    from services.recordings import service as recordings
-    from services.sip import service as sip
-    handlers = {}
-    for domain in (recordings, sip, quality):
-        handlers.update(domain.event_handlers(services))
-    return handlers

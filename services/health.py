@@ -13,7 +13,7 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry
 
 from models import db, is_sqlite
-from workers.queues import QUEUES
+from services.jobs import QUEUES
 
 VERSION = "1.0.0"
 EVENTS_STATE_KEY = "cc:events:state"

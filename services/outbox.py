@@ -39,7 +39,7 @@ class Outbox:
 
     def flush(self):
         """Publish (in order), then enqueue, then run the other actions (in order)."""
-        from workers.queues import enqueue_many
+        from services.jobs import enqueue_many
         publishes, self._publishes = self._publishes, {}
         jobs, self._jobs = self._jobs, {}
         items, self._items = self._items, []

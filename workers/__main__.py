@@ -8,7 +8,7 @@ from config import load_config
 from models import create_tables, db, init_db
 from services.auth import install_log_redaction
 from services.redis_client import make_redis
-from workers.queues import QUEUES
+from services.jobs import QUEUES
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 
 `transcode()` is a pure computation (file in, file out, figures back). The job
 functions take ids, run in the RQ worker (queue "recordings", policy in
-workers/queues.py: 600 s timeout, 3 retries at 10/60/300 s), and are safe to
+services/jobs.py: 600 s timeout, 3 retries at 10/60/300 s), and are safe to
 run again: output goes to a hidden temporary file in the target directory and
 is renamed over the final name only once complete (os.replace is atomic), the
 encoders run bit-exact so a retry writes the same bytes, and a recording that

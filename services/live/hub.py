@@ -891,7 +891,7 @@ class MetricsPublisher:
         return {"state": state.get("state", "unknown"), "since": state.get("since")}
 
     def _queue_depths(self):
-        from workers.queues import QUEUES, queue
+        from services.jobs import QUEUES, queue
         return {name: queue(name, self.redis).count for name in QUEUES}
 
     def _store_last(self, figures):
@@ -934,8 +934,3 @@ def register(services):
     services.live_hub = LiveHub(services.redis, services.config)
     services.live_metrics = RealtimeMetrics(services.redis)
     services.background_tasks.append(MetricsPublisher(services).run)
-
-
-def event_handlers(services):
-    """The live domain reacts to no FreeSWITCH event: it only carries what others publish."""
-    return {}

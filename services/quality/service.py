@@ -339,7 +339,7 @@ class QualityService:
 
     def enqueue_summary(self, call_id):
         from workers.quality import summarize_call
-        from workers.queues import enqueue
+        from services.jobs import enqueue
         return enqueue(self.redis, QUALITY_QUEUE, summarize_call, call_id)
 
     # ----- the ended-call job ------------------------------------------------
@@ -383,7 +383,7 @@ class QualityService:
 def sweep_task(services, interval=None, first_delay=30.0):
     """Background task (events process): enqueue the missed-summary sweep periodically."""
     from workers.quality import summarize_missed
-    from workers.queues import periodic_enqueue
+    from services.jobs import periodic_enqueue
     interval = float(interval or services.config.get("QUALITY_SWEEP_INTERVAL",
                                                       SWEEP_INTERVAL_SECONDS))
     return periodic_enqueue(services.redis, SWEEP_LOCK_KEY, interval, QUALITY_QUEUE,
@@ -756,8 +756,3 @@ def register(services):
     # Runs once the lead adds run_hooks("updated", ...) to CallService.update()/end().
     services.calls.add_hook("updated", quality.on_call_updated)
     services.background_tasks.append(sweep_task(services))
-
-
-def event_handlers(services):
-    """FreeSWITCH events this domain handles: none (the hangup RTP figures come with the call)."""
-    return {}

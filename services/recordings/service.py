@@ -209,7 +209,7 @@ class RecordingService:
         outbox.add(self.notifier.publish, "recordings", event_type, data)
 
     def enqueue_transcode(self, recording_id):
-        from workers.queues import enqueue
+        from services.jobs import enqueue
         from workers.recordings import transcode_recording
         if self.redis is None:
             logger.warning("no Redis to enqueue the transcoding of %s; the sweep will",
@@ -563,7 +563,7 @@ def _int(value):
 
 def maintenance_task(services, interval=None, first_delay=60.0):
     """Background task (events process): enqueue the retention and recovery job periodically."""
-    from workers.queues import periodic_enqueue
+    from services.jobs import periodic_enqueue
     from workers.recordings import maintain_recordings
     interval = float(interval or services.config.get("RECORDING_MAINTENANCE_INTERVAL", 3600))
     return periodic_enqueue(services.redis, MAINTENANCE_LOCK_KEY, interval, TRANSCODE_QUEUE,
@@ -580,12 +580,3 @@ def register(services):
     services.calls.add_hook("deleting", recordings.on_call_deleting)
     services.background_tasks.append(maintenance_task(services))
     return recordings
-
-
-def event_handlers(services):
-    """FreeSWITCH events this domain handles in the events process: name -> fn(event, outbox)."""
-    recordings = services.recordings
-    return {
-        "RECORD_START": recordings.on_record_start,
-        "RECORD_STOP": recordings.on_record_stop,
-    }

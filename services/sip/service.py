@@ -739,9 +739,3 @@ def register(services):
     services.sip = sip
     services.background_tasks.append(apply_pending_task(services))
     return sip
-
-
-def event_handlers(services):
-    """FreeSWITCH events this domain handles in the events process: name -> fn(event, outbox)."""
-    return {"sofia::gateway_state": services.sip.on_gateway_state}
-

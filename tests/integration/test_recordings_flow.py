@@ -279,7 +279,7 @@ def test_a_worker_killed_mid_transcode_leaves_no_partial_file_and_the_retry_succ
         rec_stack, bound_db, redis_server, db_url):
     if not db_url.startswith("sqlite"):
         pytest.skip("file handling does not depend on the database; once is enough")
-    from workers.queues import enqueue
+    from services.jobs import enqueue
     from workers.recordings import transcode_recording
     root = rec_stack.env["SIP_RECORDING_PATH"]
     recording = _recording_row(bound_db, root, 600.0)  # a 10-minute call: seconds of work

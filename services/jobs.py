@@ -1,6 +1,11 @@
-"""RQ queues and enqueueing with explicit timeouts, TTLs and retries."""
+"""RQ queues and enqueueing with explicit timeouts, TTLs and retries.
+
+Jobs are named by their dotted path ("workers.quality.summarize_call"), so that
+services enqueue work without importing the worker modules that sit above them.
+"""
 import logging
 
+import gevent
 import redis
 from rq import Queue, Retry
 
@@ -55,8 +60,6 @@ def periodic_enqueue(redis_conn, lock_key, interval, queue_name, func, first_del
     Every events process runs it; a Redis lock (SET NX EX) lets one of them
     enqueue per interval. Returns the callable to run in a greenlet.
     """
-    import gevent
-
     def run():
         gevent.sleep(first_delay)
         while True:
@@ -64,6 +67,6 @@ def periodic_enqueue(redis_conn, lock_key, interval, queue_name, func, first_del
                 if redis_conn.set(lock_key, "1", nx=True, ex=max(1, int(interval))):
                     enqueue(redis_conn, queue_name, func)
             except redis.RedisError as exc:
-                logger.warning("could not schedule %s: %s", func.__name__, exc)
+                logger.warning("could not schedule %s: %s", func, exc)
             gevent.sleep(interval)
     return run
