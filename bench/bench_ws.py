@@ -5,7 +5,7 @@ the Procfile runs it but with --worker-connections raised) on free loopback
 ports; the WebSocket clients are gevent sockets in this process.
 
 1. Latency: N clients (default 1,000) subscribe to `calls`; messages are
-   published through the real Notifier at R/s (default 200) for D seconds.
+   published through the real Publisher at R/s (default 200) for D seconds.
    Every client reads every message; latency (publish call -> frame parsed)
    is recorded at P probe clients (default 50) spread among them, which parse
    every frame. The other clients drain their sockets every 50 ms, so this
@@ -46,7 +46,7 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from services.publisher import Notifier
+from services.publisher import Publisher
 from tests.conftest import RedisServer, free_port, stack_env, wait_until
 
 DEADLINE = time.monotonic() + 170  # the whole run stays under 3 minutes
@@ -247,7 +247,7 @@ def probe_and_publish(port, redis_url, probes, rate, seconds):
     readers = [gevent.spawn(probe_reader, c, lat, count) for c, lat in zip(clients, latencies)]
     print("ready", flush=True)
     sys.stdin.readline()
-    notifier = Notifier(redis.Redis.from_url(redis_url))
+    notifier = Publisher(redis.Redis.from_url(redis_url))
     # ~600-byte envelopes, about the size of a call.updated message.
     published, took, late = publish_steadily(notifier, rate, seconds, "x" * 450)
     gevent.joinall(readers, timeout=10)

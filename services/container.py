@@ -5,7 +5,7 @@ from freeswitch.esl.commands import FreeSwitchCommands
 from models import create_tables, db, init_db
 from services.calls.service import CallService
 from services.live import hub as live
-from services.publisher import Notifier
+from services.publisher import Publisher
 from services.quality import service as quality
 from services.recordings import service as recordings
 from services.redis_client import make_redis
@@ -30,13 +30,13 @@ def build_process_services(config):
 
 def build_services(config, redis_conn, commands):
     """The services every process shares; domains register their call hooks here."""
-    notifier = Notifier(redis_conn, history=config.get("STREAM_HISTORY", 1000))
+    publisher = Publisher(redis_conn, history=config.get("STREAM_HISTORY", 1000))
     hooks = {}
-    calls = CallService(notifier, commands=commands, config=config, hooks=hooks)
+    calls = CallService(publisher, commands=commands, config=config, hooks=hooks)
     # background_tasks: callables the events process runs in greenlets (one place
     # per deployment for periodic work such as the metrics channel).
     services = SimpleNamespace(config=config, redis=redis_conn, commands=commands,
-                               notifier=notifier, calls=calls, hooks=hooks,
+                               publisher=publisher, calls=calls, hooks=hooks,
                                background_tasks=[])
     for domain in DOMAINS:
         domain.register(services)

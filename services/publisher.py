@@ -1,4 +1,4 @@
-"""The only publisher: envelopes on Redis pub/sub, kept in a capped stream for resume."""
+"""The envelope publisher under every domain notifier: Redis pub/sub, kept in a capped stream for resume."""
 import datetime
 import json
 import logging
@@ -27,7 +27,7 @@ def envelope(channel, event_type, data, seq=0, ts=None):
     return {"channel": channel, "type": event_type, "id": seq, "ts": ts, "data": data}
 
 
-class Notifier:
+class Publisher:
     """Publishes domain events; callers invoke it only after their commit."""
 
     def __init__(self, redis_conn, history=1000):

@@ -9,7 +9,7 @@ import logging
 from rq import get_current_job
 
 from config import load_config
-from services.publisher import Notifier
+from services.publisher import Publisher
 from services.quality.service import QualityService
 from services.redis_client import make_redis
 
@@ -21,7 +21,7 @@ def _quality_service():
     config = load_config()
     job = get_current_job()
     redis_conn = job.connection if job is not None else make_redis(config["REDIS_URL"])
-    return QualityService(Notifier(redis_conn, history=config.get("STREAM_HISTORY", 1000)),
+    return QualityService(Publisher(redis_conn, history=config.get("STREAM_HISTORY", 1000)),
                           config, redis_conn)
 
 

@@ -218,13 +218,13 @@ def _context():
     from rq import get_current_job
 
     from config import load_config
-    from services.publisher import Notifier
+    from services.publisher import Publisher
     from services.recordings.service import RecordingService
     from services.redis_client import make_redis
     config = load_config()
     job = get_current_job()
     redis_conn = job.connection if job is not None else make_redis(config["REDIS_URL"])
-    service = RecordingService(config, Notifier(redis_conn, config.get("STREAM_HISTORY", 1000)),
+    service = RecordingService(config, Publisher(redis_conn, config.get("STREAM_HISTORY", 1000)),
                                redis_conn=redis_conn)
     return config, redis_conn, service
 

@@ -1,7 +1,7 @@
 """Live channels: Redis pub/sub fanned out to WebSocket clients; metrics; performance alerts.
 
 Web processes: one `LiveHub` per process holds ONE Redis subscription (every
-channel of services.notifier.CHANNELS) and fans each message out to its own
+channel of services.publisher.CHANNELS) and fans each message out to its own
 WebSocket clients (`LiveClient`), each behind a bounded queue. Clients resume
 after a disconnect from the capped stream `cc:stream:<channel>`.
 
@@ -733,7 +733,7 @@ class PerformanceAlerts:
 
 def install_request_timing(app):
     """Time every HTTP request of `app`; publish slow ones (and high memory) on `performance`."""
-    alerts = PerformanceAlerts(app.extensions["services"].notifier, app.config, role="web")
+    alerts = PerformanceAlerts(app.extensions["services"].publisher, app.config, role="web")
 
     @app.before_request
     def _start_request_timer():
@@ -814,7 +814,7 @@ class MetricsPublisher:
     def __init__(self, services, role="events"):
         self.config = services.config
         self.redis = services.redis
-        self.notifier = services.notifier
+        self.notifier = services.publisher
         self.interval = float(self.config.get("METRICS_INTERVAL", 10.0))
         self.lock = LeaderLock(self.redis, METRICS_LEADER_KEY, ttl=max(3 * self.interval, 1.0))
         self.alerts = PerformanceAlerts(self.notifier, self.config, role=role)

@@ -279,10 +279,10 @@ def snapshot():
 
 def _summarize_missing_calls(config):
     """Run the quality job inline for ended calls that never got a summary."""
-    from services.publisher import Notifier
+    from services.publisher import Publisher
     from services.quality.service import QualityService
     from services.redis_client import make_redis
-    service = QualityService(Notifier(make_redis(config["REDIS_URL"])), config)
+    service = QualityService(Publisher(make_redis(config["REDIS_URL"])), config)
     done, last_id = 0, ""
     while True:
         batch = list(Call.select(Call.id, Call.status, Call.quality).where(Call.id > last_id)

@@ -747,7 +747,7 @@ def _quality_figures(tally):
 # ----- wiring -----------------------------------------------------------------------------
 def register(services):
     """Hook quality into CallService and expose services.quality / services.statistics."""
-    quality = QualityService(services.notifier, services.config, services.redis)
+    quality = QualityService(services.publisher, services.config, services.redis)
     services.quality = quality
     services.statistics = StatisticsService(services.config)
     services.calls.hooks.setdefault("quality_sample", []).append(quality.record_sample)

@@ -572,7 +572,7 @@ def maintenance_task(services, interval=None, first_delay=60.0):
 
 def register(services):
     """Wire recordings into the shared services: the service, call hooks, periodic maintenance."""
-    recordings = RecordingService(services.config, services.notifier, commands=services.commands,
+    recordings = RecordingService(services.config, services.publisher, commands=services.commands,
                                   redis_conn=services.redis)
     services.recordings = recordings
     services.calls.add_hook("answered", recordings.on_call_answered)

@@ -734,7 +734,7 @@ def apply_pending_task(services, interval=None):
 
 def register(services):
     """Wire the SIP domain into the shared services (and its retry loop for the events process)."""
-    sip = SipService(services.config, services.notifier, services.commands,
+    sip = SipService(services.config, services.publisher, services.commands,
                      redis_conn=services.redis)
     services.sip = sip
     services.background_tasks.append(apply_pending_task(services))

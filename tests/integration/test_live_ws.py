@@ -15,7 +15,7 @@ import websocket
 from rq import Queue
 
 from models import Call
-from services.publisher import Notifier
+from services.publisher import Publisher
 from services.redis_client import seq_key, stream_key
 from tests.conftest import wait_until
 
@@ -50,7 +50,7 @@ def second(stack_factory, db_url, sim, live, redis_server):
 def notifier(redis_server):
     if redis_server.proc is None:
         redis_server.start()
-    return Notifier(redis_server.client())
+    return Publisher(redis_server.client())
 
 
 @pytest.fixture
@@ -411,7 +411,7 @@ def test_a_job_backlog_is_reported_on_performance(live, sockets, redis_server):
 def test_redis_restart_degrades_the_feed_then_it_resumes(live, sockets, redis_server):
     client = connect(live, sockets)
     client.subscribe(["calls"])
-    before = Notifier(redis_server.client()).publish("calls", "call.updated", {"id": "before"})
+    before = Publisher(redis_server.client()).publish("calls", "call.updated", {"id": "before"})
     client.until(lambda m: m.get("id") == before)
     redis_server.stop()
     try:
@@ -426,6 +426,6 @@ def test_redis_restart_degrades_the_feed_then_it_resumes(live, sockets, redis_se
     recovered = client.until(lambda m: m["type"] == "recovered", timeout=20)[-1]
     # A restarted Redis without persistence lost the ids: the client is told to resync.
     assert recovered["data"]["resync"] == ["calls"]
-    seq = Notifier(redis_server.client()).publish("calls", "call.updated", {"id": "after"})
+    seq = Publisher(redis_server.client()).publish("calls", "call.updated", {"id": "after"})
     for each in (client, late):
         assert each.until(of_channel("calls"), timeout=10)[-1]["id"] == seq

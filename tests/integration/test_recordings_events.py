@@ -14,7 +14,7 @@ from rq import Queue
 
 from models import Call, db, utcnow
 from models.recording import Recording
-from services.publisher import Notifier
+from services.publisher import Publisher
 from services.outbox import Outbox
 from services.recordings.service import RecordingService, RecordingStorage
 from services.redis_client import stream_key
@@ -31,7 +31,7 @@ def quiet_redis(redis_server):
 @pytest.fixture
 def service(bound_db, quiet_redis, tmp_path):
     config = {"SIP_RECORDING_PATH": str(tmp_path / "recordings")}
-    return RecordingService(config, Notifier(quiet_redis), redis_conn=quiet_redis)
+    return RecordingService(config, Publisher(quiet_redis), redis_conn=quiet_redis)
 
 
 def fs_timestamp(moment):

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from models.sip import SipGateway, SipGatewayState
-from services.publisher import Notifier
+from services.publisher import Publisher
 from services.outbox import Outbox
 from services.redis_client import stream_key
 from services.sip.service import SipService
@@ -26,7 +26,7 @@ def service(bound_db, redis_client, tmp_path):
     SipGatewayState.delete().execute()
     SipGateway.delete().execute()
     config = {"SECRET_KEY": "events-test-secret", "FREESWITCH_GATEWAY_DIR": str(tmp_path)}
-    return SipService(config, Notifier(redis_client), commands=None, redis_conn=redis_client)
+    return SipService(config, Publisher(redis_client), commands=None, redis_conn=redis_client)
 
 
 def managed(name):

@@ -21,7 +21,7 @@ import datetime
 import pytest
 
 from models import Call
-from services.publisher import Notifier
+from services.publisher import Publisher
 from services.quality.service import QualityService, StatisticsService
 from services.quality import rollups
 
@@ -83,7 +83,7 @@ def make_call(name, row):
 
 @pytest.fixture(scope="module")
 def quality(bound_db, redis_server):
-    return QualityService(Notifier(redis_server.client()), CONFIG)
+    return QualityService(Publisher(redis_server.client()), CONFIG)
 
 
 @pytest.fixture(scope="module")
