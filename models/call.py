@@ -49,15 +49,6 @@ class Call(BaseModel):
 
 
     @property
-    def recording_summary(self):
-        """The call's recording as the API shows it: one indexed lookup, cached on the instance."""
-        if not hasattr(self, "_recording_summary"):
-            from models.recording import Recording  # recording.py imports this module
-            recording = Recording.find_by("call", self.id) if self.id is not None else None
-            self._recording_summary = recording.summary() if recording else None
-        return self._recording_summary
-
-    @property
     def is_live(self):
         return self.status in self.LIVE_STATUSES
 

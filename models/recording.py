@@ -48,17 +48,8 @@ class Recording(BaseModel):
     FORMATS = ("mp3", "wav", "ogg")
 
     @property
-    def url(self):
-        return f"/api/calls/{self.call_id}/recording"
-
-    @property
     def formats(self):
         return sorted((self.files or {}).keys())
-
-    def summary(self):
-        """The short form embedded in a call's REST dump."""
-        return {"id": self.id, "status": self.status, "format": self.format,
-                "duration": self.duration, "url": self.url}
 
 
 MODELS = [Recording]

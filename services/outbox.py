@@ -1,5 +1,9 @@
 """Side effects (publish, enqueue, FreeSWITCH commands) held until the commit succeeds."""
+import contextlib
 import logging
+
+from models import db
+from services.jobs import enqueue_many
 
 logger = logging.getLogger(__name__)
 
@@ -16,6 +20,52 @@ class Outbox:
         self._items = []
         self._publishes = {}
         self._jobs = {}
+
+    @contextlib.contextmanager
+    def atomic(self):
+        """A transaction whose news is sent once it commits (and dropped if it rolls back).
+
+        Nested inside another transaction (a savepoint), the news waits for the
+        outermost commit: whoever opened that one flushes.
+        """
+        outermost = not db.in_transaction()
+        mark = self.mark()
+        try:
+            with db.atomic():
+                yield self
+        except BaseException:
+            self.rollback_to(mark)
+            raise
+        if outermost:
+            self.flush()
+
+    @contextlib.contextmanager
+    def savepoint(self):
+        """A savepoint whose queued news is dropped when it rolls back."""
+        mark = self.mark()
+        try:
+            with db.atomic():
+                yield self
+        except BaseException:
+            self.rollback_to(mark)
+            raise
+
+    def mark(self):
+        """Where the queue stands now, for rollback_to()."""
+        return (len(self._items), {k: len(v) for k, v in self._publishes.items()},
+                {k: len(v) for k, v in self._jobs.items()})
+
+    def rollback_to(self, mark):
+        """Forget what was queued after mark (its savepoint rolled back)."""
+        items, publishes, jobs = mark
+        del self._items[items:]
+        for store, counts in ((self._publishes, publishes), (self._jobs, jobs)):
+            for key in list(store):
+                keep = counts.get(key, 0)
+                if keep:
+                    del store[key][keep:]
+                else:
+                    del store[key]
 
     def add(self, fn, *args, **kwargs):
         self._items.append((fn, args, kwargs))
@@ -39,7 +89,6 @@ class Outbox:
 
     def flush(self):
         """Publish (in order), then enqueue, then run the other actions (in order)."""
-        from services.jobs import enqueue_many
         publishes, self._publishes = self._publishes, {}
         jobs, self._jobs = self._jobs, {}
         items, self._items = self._items, []

@@ -78,8 +78,3 @@ class Publisher:
             call_args = self._call_args(channel, event_type, data)
             pipe.evalsha(self._script.sha, 2, *call_args["keys"], *call_args["args"])
         return [int(seq) for seq in pipe.execute()]
-
-    # Domain methods: the payload is the same schema dump that REST returns.
-    def call_changed(self, call, event_type):
-        from blueprints.calls.schemas import dump_call
-        return self.publish("calls", event_type, dump_call(call))

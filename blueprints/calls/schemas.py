@@ -1,39 +1,10 @@
-"""Marshmallow schemas of the calls resource (also the payload of `calls` channel events)."""
+"""Request and query schemas of the calls resource (the response schema is the wire schema)."""
 from marshmallow import Schema, fields, validate
 
 from blueprints.analytics.schemas import QualitySampleSchema
 from services.fields import IDENT, NUMBER, FullMatch, StrictBoolean, UTCDateTime
 from services.calls import state as cs
-
-
-class CallSchema(Schema):
-    id = fields.String(dump_only=True)
-    fs_uuid = fields.String(dump_only=True, allow_none=True)
-    direction = fields.String(dump_only=True)
-    from_number = fields.String(allow_none=True)
-    to_number = fields.String(allow_none=True)
-    caller_id = fields.String(allow_none=True)
-    agent_id = fields.String(allow_none=True)
-    campaign_id = fields.String(allow_none=True)
-    gateway = fields.String(allow_none=True)
-    status = fields.String()
-    status_reason = fields.String(allow_none=True)
-    hangup_cause = fields.String(allow_none=True)
-    created_at = UTCDateTime()
-    ringing_at = UTCDateTime(allow_none=True)
-    answered_at = UTCDateTime(allow_none=True)
-    ended_at = UTCDateTime(allow_none=True)
-    updated_at = UTCDateTime()
-    duration = fields.Integer(allow_none=True)
-    billsec = fields.Integer(allow_none=True)
-    outcome = fields.String(allow_none=True)
-    notes = fields.String(allow_none=True)
-    metadata = fields.Dict(allow_none=True)
-    record = fields.Boolean()
-    quality = fields.Dict(allow_none=True)
-    rtp_stats = fields.Dict(allow_none=True, metadata={
-        "description": "FreeSWITCH's RTP statistics at hangup (rtp_audio_in_* variables)"})
-    recording = fields.Dict(allow_none=True, attribute="recording_summary")
+from services.calls.schemas import CallSchema  # noqa: F401  (the response schema)
 
 
 class CallStartSchema(Schema):
@@ -83,11 +54,3 @@ class CallEventSchema(Schema):
     from_status = fields.String(allow_none=True)
     to_status = fields.String(allow_none=True)
     data = fields.Dict(allow_none=True)
-
-
-_CALL_SCHEMA = CallSchema()
-
-
-def dump_call(call):
-    """The REST representation of a call (one schema instance: building one is costly)."""
-    return _CALL_SCHEMA.dump(call)

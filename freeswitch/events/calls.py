@@ -98,7 +98,7 @@ class CallEventHandlers:
             caller_id=event.get("Caller-Caller-ID-Name") or event.get("Caller-Caller-ID-Number"),
             gateway=event.get("variable_sip_gateway_name"),
             status=cs.INITIATED, created_at=created, updated_at=utcnow())
-        call._recording_summary = None  # a call just seen has no recording yet
+        call.recording_summary = None  # a call just seen has no recording yet
         fastsql.insert(call)
         self.calls.note(call, source, "adopted:" + event.get("Event-Name", "?"), at=created)
         self.calls._announce(call, "call.initiated", outbox)

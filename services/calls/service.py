@@ -7,9 +7,12 @@ import peewee
 
 from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
 from models import Call, CallEvent, db, fastsql, utcnow
+from models.recording import Recording
 from services.calls import state as cs
 from services.errors import BadGateway, Conflict, NotFound, Unavailable, Unprocessable
+from services.calls.schemas import dump_call
 from services.outbox import Outbox
+from services.recordings.schemas import recording_summary
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +92,10 @@ class CallService:
     @staticmethod
     def attach_recordings(calls):
         """Load the recordings of a page of calls with one query (not one per call)."""
-        from models.recording import Recording
         ids = [call.id for call in calls]
         recordings = {r.call_id: r for r in Recording.select().where(Recording.call.in_(ids))}
         for call in calls:
-            recording = recordings.get(call.id)
-            call._recording_summary = recording.summary() if recording else None
+            call.recording_summary = recording_summary(recordings.get(call.id))
         return calls
 
     def events_of(self, call_id):
@@ -151,7 +152,6 @@ class CallService:
                 call.billsec = 0
 
     def _announce(self, call, event_type, outbox):
-        from blueprints.calls.schemas import dump_call
         data = dump_call(call)  # snapshot now: later changes in the batch must not leak in
         outbox.publish(self.notifier, "calls", event_type, data)
 

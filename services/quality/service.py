@@ -42,6 +42,7 @@ from models.quality import (
 )
 from services.calls import state as cs
 from services.errors import Conflict, Unprocessable
+from services.calls.schemas import dump_call
 from services.outbox import Outbox
 from services.quality import rollups
 from services.quality.mos import mos_from
@@ -271,7 +272,6 @@ def _lock_call(call_id):
 
 
 def _call_dump(call):
-    from blueprints.calls.schemas import dump_call  # blueprints import services, not back
     return dump_call(call)
 
 

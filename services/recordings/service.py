@@ -28,9 +28,11 @@ from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
 from models import Call, utcnow
 from models.db import db_session, write_transaction
 from models.recording import Recording
+from services.calls.schemas import forget_recording, recording_of
 from services.calls.service import fs_time
 from services.errors import BadGateway, Conflict, NotFound, ServiceError, Unavailable
 from services.outbox import Outbox
+from services.recordings.schemas import dump_recording
 
 logger = logging.getLogger(__name__)
 
@@ -204,8 +206,7 @@ class RecordingService:
 
     # ----- announcing ----------------------------------------------------
     def announce(self, recording, event_type, outbox):
-        from blueprints.recordings.schemas import RecordingSchema
-        data = RecordingSchema().dump(recording)  # snapshot now, publish after commit
+        data = dump_recording(recording)  # snapshot now, publish after commit
         outbox.add(self.notifier.publish, "recordings", event_type, data)
 
     def enqueue_transcode(self, recording_id):
@@ -338,7 +339,7 @@ class RecordingService:
         except Conflict as exc:
             logger.warning("could not start recording call %s: %s", call.id, exc.message)
             return
-        call.__dict__.pop("_recording_summary", None)
+        forget_recording(call)
         outbox.add(self._start_after_commit, recording.id)
 
     def _start_after_commit(self, recording_id):
@@ -360,12 +361,12 @@ class RecordingService:
         """A call that ended without a RECORD_STOP still gets its recording processed."""
         changed = self.finish_recording_of_call(call, outbox)
         if changed:
-            call.__dict__.pop("_recording_summary", None)
+            forget_recording(call)
 
     def finish_recording_of_call(self, call, outbox):
         # The call's dump, made just before the hooks run, already looked its
         # recording up: most calls have none, and they cost no further query.
-        summary = call.recording_summary
+        summary = recording_of(call)
         if summary is None or summary.get("status") != RECORDING:
             return False
         recording = Recording.find_by("id", summary["id"])
@@ -490,8 +491,7 @@ class RecordingService:
         outbox.flush()
 
     def _delete(self, recording, outbox):
-        from blueprints.recordings.schemas import RecordingSchema
-        data = RecordingSchema().dump(recording)
+        data = dump_recording(recording)
         recording.delete_instance()
         outbox.add(self.storage.remove, stored_relpaths(recording))
         outbox.add(self.notifier.publish, "recordings", "recording.deleted", data)

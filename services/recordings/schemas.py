@@ -1,0 +1,59 @@
+"""The recording's wire schemas: the dump that REST and the `recordings` channel share."""
+from marshmallow import Schema, fields
+
+from services.fields import UTCDateTime
+
+
+class RecordingSchema(Schema):
+    id = fields.String(dump_only=True)
+    call_id = fields.String(dump_only=True)
+    status = fields.String(dump_only=True, metadata={
+        "description": "recording -> processing -> ready, or failed (see error)"})
+    format = fields.String(dump_only=True)
+    duration = fields.Float(dump_only=True, allow_none=True,
+                            metadata={"description": "seconds, millisecond precision"})
+    size = fields.Integer(dump_only=True, allow_none=True,
+                          metadata={"description": "bytes of the file in `format`"})
+    sha256 = fields.String(dump_only=True, allow_none=True,
+                           metadata={"description": "SHA-256 of the file in `format`"})
+    sample_rate = fields.Integer(dump_only=True, allow_none=True)
+    channels = fields.Integer(dump_only=True, allow_none=True)
+    truncated = fields.Boolean(dump_only=True, metadata={
+        "description": "cut at MAX_RECORDING_SIZE (the uuid_record time limit)"})
+    error = fields.String(dump_only=True, allow_none=True)
+    formats = fields.List(fields.String(), dump_only=True,
+                          metadata={"description": "stored formats, for ?format= on the audio URL"})
+    created_at = UTCDateTime(dump_only=True)
+    started_at = UTCDateTime(dump_only=True, allow_none=True)
+    stopped_at = UTCDateTime(dump_only=True, allow_none=True)
+    ready_at = UTCDateTime(dump_only=True, allow_none=True)
+    url = fields.Function(lambda recording: recording_url(recording.call_id), dump_only=True,
+                          metadata={"description": "where the audio streams from"})
+
+
+def recording_url(call_id):
+    """Where a call's recording streams from (the REST route of the recordings resource)."""
+    return f"/api/calls/{call_id}/recording"
+
+
+class RecordingSummarySchema(Schema):
+    """The short form embedded in a call's dump."""
+
+    id = fields.String()
+    status = fields.String()
+    format = fields.String()
+    duration = fields.Float(allow_none=True)
+    url = fields.Function(lambda recording: recording_url(recording.call_id))
+
+
+RECORDING_SCHEMA = RecordingSchema()
+SUMMARY_SCHEMA = RecordingSummarySchema()
+
+
+def dump_recording(recording):
+    return RECORDING_SCHEMA.dump(recording)
+
+
+def recording_summary(recording):
+    """A recording's summary for a call's dump (None when the call has none)."""
+    return None if recording is None else SUMMARY_SCHEMA.dump(recording)
