@@ -1,7 +1,7 @@
 """The /ws WebSocket: parse each client message, make one hub call, answer on the socket.
 
 The protocol (messages both ways, channels, close codes) is in docs/websocket.md;
-the fan-out, resume and heartbeat live in services/live.py.
+the fan-out, resume and heartbeat live in services/live/ (hub.py, client.py, history.py).
 """
 import http
 import json
@@ -11,14 +11,13 @@ from marshmallow import ValidationError
 from simple_websocket import ConnectionError as HandshakeError
 from wsproto.utilities import RemoteProtocolError
 
-from blueprints.access import security
+from blueprints.access.websocket import authenticate_ws_connection
 from blueprints.ws.schemas import (
     CLIENT_MESSAGE_TYPES,
     ChannelsMessageSchema,
     ClientMessageSchema,
 )
-from models import db
-from services.live.hub import now_iso
+from services.live.hub import release_database_connection
 from services.publisher import CHANNELS
 
 _message_schema = ClientMessageSchema()
@@ -46,11 +45,10 @@ def register(app, sock):
     @sock.route("/ws")
     def live_socket(ws):
         """Live channels: subscribe, resume with since, receive envelopes."""
-        principal = security.authenticate_ws_connection(ws)
+        principal = authenticate_ws_connection(ws)
         # The connection lives for hours and never queries: return the database
         # connection that before_request opened instead of holding it.
-        if not db.is_closed():
-            db.close()
+        release_database_connection()
         if principal is None:
             return
         hub = current_app.extensions["services"].live_hub
@@ -78,7 +76,7 @@ def answer(hub, client, raw):
         ref = message.get("ref")
         ref = _load(_message_schema, message)["ref"]
         if message["type"] == "ping":
-            client.send_control("pong", {"ts": now_iso()}, ref)
+            hub.pong(client, ref)
             return
         request = _load(_channels_schema, message)
         channels = known_channels(request["channels"])
