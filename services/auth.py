@@ -15,11 +15,10 @@ Roles, from least to most powerful:
   /api/health/detailed.
 - ``admin``: everything.
 
-The route-by-route table lives in blueprints/security.py (POLICY); a route
+The route-by-route table lives in blueprints/access/policy.py (POLICY); a route
 missing from it is admin-only.
 """
 import collections
-import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -34,8 +33,10 @@ import peewee
 
 from models.auth import ApiKey
 from models.call import Call
-from models.db import db, make_database, utcnow
-from services.errors import BadRequest, Conflict, NotFound, ServiceError
+from models.db import make_database, utcnow
+from models.recording import Recording
+from services.database import database_connection
+from services.errors import BadRequest, Conflict, Forbidden, NotFound
 
 ROLES = ("agent", "supervisor", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -48,11 +49,6 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@\-]{1,64}$")
 AGENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@\-]{1,64}$")
 
 logger = logging.getLogger(__name__)
-
-
-class Forbidden(ServiceError):
-    code = 403
-    error_id = "forbidden"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,28 +267,31 @@ def install_log_redaction(logger_names=("", "gunicorn.error", "gunicorn.access")
                 handler.addFilter(REDACTING_FILTER)
 
 
-
-# ----- live channels: who may see which message ------------------------------
-@contextlib.contextmanager
-def database_connection():
-    """A connection for work outside a request (the WebSocket hub's greenlets):
-    opened and closed here only if this greenlet had none open."""
-    opened_here = db.is_closed()
-    if opened_here:
-        db.connect()
-    try:
-        yield
-    finally:
-        if opened_here and not db.is_closed():
-            db.close()
-
-
+# ----- who owns what: agents see only their own calls ------------------------
 def call_owner(call_id):
     """The agent id of a call, or None (no such call, or no agent)."""
     row = Call.select(Call.agent_id).where(Call.id == str(call_id)).first()
     return row.agent_id if row else None
 
 
+def recording_owner(recording_id):
+    """The agent id of a recording's call, or None."""
+    row = (Call.select(Call.agent_id).join(Recording)
+           .where(Recording.id == str(recording_id)).first())
+    return row.agent_id if row else None
+
+
+# A route's view argument -> fn(value) giving the agent id that owns the resource.
+OWNER_LOOKUPS = {"call_id": call_owner, "recording_id": recording_owner}
+
+
+def owner_of(argument, value):
+    """(known, agent id): whether this view argument names an owned resource, and its owner."""
+    lookup = OWNER_LOOKUPS.get(argument)
+    return (False, None) if lookup is None else (True, lookup(value))
+
+
+# ----- live channels: who may see which message ------------------------------
 class CallOwners:
     """call id -> agent id, learnt from the `calls` channel (a call's agent never changes),
     so that filtering live messages for agents rarely needs the database."""

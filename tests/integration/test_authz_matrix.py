@@ -1,7 +1,7 @@
 """The authorization matrix: every operation of the running app's OpenAPI spec, called with
 no key, a bad key and each role, answers as the policy says.
 
-A route added later without an entry in blueprints/security.py POLICY is
+A route added later without an entry in blueprints/access/policy.py POLICY is
 admin-only by default and flagged in the spec ("x-policy"); this test names it
 and fails until someone decides who may call it.
 """
@@ -80,7 +80,7 @@ def call(stack, method, url, headers):
 def test_every_operation_is_listed_in_the_policy_table(spec):
     unlisted = [f"{method.upper()} {path}" for path, method, op in operations(spec)
                 if "x-policy" in op]
-    assert not unlisted, ("routes without a POLICY entry in blueprints/security.py "
+    assert not unlisted, ("routes without a POLICY entry in blueprints/access/policy.py "
                           f"(admin-only until listed): {unlisted}")
 
 

@@ -115,9 +115,12 @@ def revoke_key(stack, name):
 def local_app(redis_server, tmp_path_factory):
     """The app in this process on its own SQLite file (for the CLI runner and odd routes)."""
     from app import create_app
-    from models import db
+    from models import db, init_db, migrate_database
     previous = db.obj
     path = tmp_path_factory.mktemp("local") / "local.db"
+    init_db(f"sqlite:///{path}")
+    with db.connection_context():
+        migrate_database()  # as the release step does, before the app starts
     app = create_app({"DATABASE_URL": f"sqlite:///{path}", "REDIS_URL": redis_server.url,
                       "RATELIMIT_ENABLED": False, "FREESWITCH_PORT": 1})
 

@@ -13,7 +13,7 @@ import pytest
 import websocket
 from werkzeug.test import EnvironBuilder
 
-from blueprints.access import security
+from blueprints.access import websocket as ws_access
 from services.auth import (
     ApiKeyService,
     CallOwners,
@@ -86,12 +86,12 @@ def test_handshake_credentials_from_query_headers_or_first_message(bound_db):
     with app.app_context():
         for query in (f"token={token}", f"api_key={key}", f"token={key}"):
             environ = EnvironBuilder(path="/ws", query_string=query).get_environ()
-            assert security.authenticate_ws(environ).agent_id == "A1", query
+            assert ws_access.authenticate_ws(environ).agent_id == "A1", query
         environ = EnvironBuilder(path="/ws", headers={"X-API-Key": key}).get_environ()
-        assert security.authenticate_ws(environ).role == "agent"
-        assert security.authenticate_ws(EnvironBuilder(path="/ws").get_environ()) is None
+        assert ws_access.authenticate_ws(environ).role == "agent"
+        assert ws_access.authenticate_ws(EnvironBuilder(path="/ws").get_environ()) is None
         bad = EnvironBuilder(path="/ws", query_string="token=nope").get_environ()
-        assert security.authenticate_ws(bad) is None
+        assert ws_access.authenticate_ws(bad) is None
 
     assert authenticate_message({"type": "auth", "token": token}, SECRET).agent_id == "A1"
     assert authenticate_message(json.dumps({"type": "auth", "api_key": key}), SECRET).role == \
@@ -129,7 +129,7 @@ def hub_asks_for_credentials(stack):
 def wired(stack):
     if not hub_asks_for_credentials(stack):
         pytest.skip("the /ws route does not authenticate yet: it must call "
-                    "security.authenticate_ws_connection(ws) and the hub "
+                    "blueprints.access.websocket.authenticate_ws_connection(ws) and the hub "
                     "services.auth.can_receive (see the issue 7 report)")
 
 
