@@ -1,5 +1,7 @@
 # make run: the whole service (web + events + worker) from the Procfile, with a local
-#           Redis started if none is reachable and SQLite by default.
+#           Redis started if none is reachable and SQLite by default; the schema is
+#           upgraded first (`python -m models.migrate`, the Procfile's release step).
+# make migrate: only the schema upgrade (safe to run any number of times).
 # make test: the whole test suite (starts its own redis-server; PostgreSQL when reachable).
 SHELL := /bin/bash
 VENV := .venv
@@ -7,7 +9,7 @@ PY := $(VENV)/bin/python
 export PORT ?= 3001
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test deps dev-deps lint bench simulator clean
+.PHONY: run migrate test deps dev-deps lint bench simulator clean
 
 deps:
 	@scripts/bootstrap.sh requirements.txt
@@ -15,10 +17,13 @@ deps:
 dev-deps:
 	@scripts/bootstrap.sh requirements-dev.txt
 
-run: deps
+run: deps migrate
 	@scripts/ensure_redis.sh
 	@mkdir -p recordings
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile web events worker
+
+migrate: deps
+	$(PY) -m models.migrate
 
 test: dev-deps
 	@scripts/ensure_test_services.sh

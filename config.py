@@ -2,6 +2,8 @@
 import os
 import re
 
+BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 1024, "K": 1024, "MB": 1024**2, "M": 1024**2,
                "GB": 1024**3, "G": 1024**3}
 
@@ -22,83 +24,104 @@ def _bool(value):
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def _int(env, name, default):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+def _number(kind, what):
+    def read(value):
+        try:
+            return kind(value)
+        except ValueError:
+            raise ConfigError(f"must be {what}, got {value!r}") from None
+    return read
 
 
-def _float(env, name, default):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+_int = _number(int, "an integer")
+_float = _number(float, "a number")
 
+
+def _text(value):
+    return value
+
+
+# (variable, reader of its text, default): the README's configuration table lists
+# exactly these (tests/unit/test_config.py checks it). An empty value counts as
+# unset; a text default is read like a value (so "./recordings" is made absolute).
+SETTINGS = (
+    ("PORT", _int, 3001),
+    ("FRONTEND_URL", _text, "http://localhost:3000"),
+    ("DATABASE_URL", _text, "sqlite:///" + os.path.join(BASE_DIR, "callcenter.db")),
+    ("REDIS_URL", _text, "redis://127.0.0.1:6379/0"),
+    ("FREESWITCH_HOST", _text, "127.0.0.1"),
+    ("FREESWITCH_PORT", _int, 8021),
+    ("FREESWITCH_PASSWORD", _text, "ClueCon"),
+    ("FREESWITCH_TIMEOUT", _float, 5.0),
+    ("FREESWITCH_PROFILE", _text, "external"),
+    ("FREESWITCH_ORIGINATE_TIMEOUT", _int, 45),
+    ("FREESWITCH_GATEWAY_DIR", _text, os.path.join(BASE_DIR, "freeswitch", "conf", "gateways")),
+    ("DEFAULT_GATEWAY", _text, ""),
+    ("SIP_APPLY_RETRY_INTERVAL", _float, 3.0),
+    ("SIP_TEST_TIMEOUT", _float, 3.0),
+    ("SIP_RECORDING_PATH", os.path.abspath, "./recordings"),
+    ("MAX_RECORDING_SIZE", parse_size, "100MB"),
+    ("RECORDING_FORMAT", _text, "mp3"),
+    ("RECORDING_RETENTION_DAYS", _int, None),
+    ("RECORDING_KEEP_WAV", _bool, True),
+    ("RECORDING_MAINTENANCE_INTERVAL", _float, 3600.0),
+    ("RECORDING_SOURCE_WAIT", _float, 20.0),
+    ("WEBSOCKET_HEARTBEAT", _int, 30000),
+    ("WEBSOCKET_MAX_MESSAGE", _int, 64 * 1024),
+    ("WEBSOCKET_QUEUE_SIZE", _int, 1000),
+    ("STREAM_HISTORY", _int, 1000),
+    ("METRICS_INTERVAL", _float, 10.0),
+    ("SLOW_REQUEST_SECONDS", _float, 1.0),
+    ("MEMORY_ALERT_MB", _int, 1024),
+    ("QUEUE_BACKLOG_ALERT", _int, 1000),
+    ("EVENT_BATCH_SIZE", _int, 500),
+    ("EVENT_BATCH_WAIT", _float, 0.02),
+    ("RECONCILE_INTERVAL", _float, 60.0),
+    ("QUALITY_SWEEP_INTERVAL", _float, 600.0),
+    ("MAX_CONTENT_LENGTH", _int, 1024 * 1024),
+    ("RATELIMIT_DEFAULT", _text, "1000 per minute"),
+    ("RATELIMIT_ANONYMOUS", _text, "100 per 15 minutes"),
+    ("RATELIMIT_ENABLED", _bool, True),
+    ("AUTH_ENABLED", _bool, True),
+    ("PROXY_FIX_HOPS", _int, 0),
+    ("QUALITY_JITTER_MS", _float, 30.0),
+    ("QUALITY_LOSS_PCT", _float, 1.0),
+    ("QUALITY_RTT_MS", _float, 400.0),
+    ("QUALITY_MOS_MIN", _float, 3.5),
+    ("LOG_LEVEL", _text, "INFO"),
+    ("SECRET_KEY", _text, ""),
+)
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+
+
+def read_setting(env, name, reader, default):
+    """One setting from env: its default when unset or empty, else its parsed value."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        if not isinstance(default, str):
+            return default
+        raw = default
+    try:
+        return reader(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{name} {exc}") from None
+
+
+def database_url(env=None):
+    """DATABASE_URL alone, for commands that need nothing else (`python -m models.migrate`)."""
+    env = os.environ if env is None else env
+    return read_setting(env, *next(s for s in SETTINGS if s[0] == "DATABASE_URL"))
 
 
 def load_config(env=None):
     """Build the settings dict from the environment (os.environ by default)."""
     env = os.environ if env is None else env
-    base_dir = os.path.dirname(os.path.abspath(__file__))
+    # APP_ENV; FLASK_ENV is the older name Flask itself no longer reads.
     production = env.get("APP_ENV", env.get("FLASK_ENV", "development")) == "production"
-    cfg = {
-        "ENV": "production" if production else "development",
-        "PORT": _int(env, "PORT", 3001),
-        "FRONTEND_URL": env.get("FRONTEND_URL", "http://localhost:3000"),
-        "DATABASE_URL": env.get("DATABASE_URL")
-        or "sqlite:///" + os.path.join(base_dir, "callcenter.db"),
-        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "FREESWITCH_HOST": env.get("FREESWITCH_HOST", "127.0.0.1"),
-        "FREESWITCH_PORT": _int(env, "FREESWITCH_PORT", 8021),
-        "FREESWITCH_PASSWORD": env.get("FREESWITCH_PASSWORD", "ClueCon"),
-        "FREESWITCH_TIMEOUT": _float(env, "FREESWITCH_TIMEOUT", 5.0),
-        "FREESWITCH_PROFILE": env.get("FREESWITCH_PROFILE", "external"),
-        "FREESWITCH_ORIGINATE_TIMEOUT": _int(env, "FREESWITCH_ORIGINATE_TIMEOUT", 45),
-        "FREESWITCH_GATEWAY_DIR": env.get(
-            "FREESWITCH_GATEWAY_DIR",
-            os.path.join(base_dir, "freeswitch", "conf", "gateways")),
-        "DEFAULT_GATEWAY": env.get("DEFAULT_GATEWAY", ""),
-        "SIP_APPLY_RETRY_INTERVAL": _float(env, "SIP_APPLY_RETRY_INTERVAL", 3.0),
-        "SIP_TEST_TIMEOUT": _float(env, "SIP_TEST_TIMEOUT", 3.0),
-        "SIP_RECORDING_PATH": os.path.abspath(env.get("SIP_RECORDING_PATH", "./recordings")),
-        "MAX_RECORDING_SIZE": parse_size(env.get("MAX_RECORDING_SIZE", "100MB")),
-        "RECORDING_FORMAT": env.get("RECORDING_FORMAT", "mp3"),
-        "RECORDING_RETENTION_DAYS": _int(env, "RECORDING_RETENTION_DAYS", None),
-        "RECORDING_KEEP_WAV": _bool(env.get("RECORDING_KEEP_WAV", "true")),
-        "RECORDING_MAINTENANCE_INTERVAL": _float(env, "RECORDING_MAINTENANCE_INTERVAL", 3600.0),
-        "RECORDING_SOURCE_WAIT": _float(env, "RECORDING_SOURCE_WAIT", 20.0),
-        "WEBSOCKET_HEARTBEAT": _int(env, "WEBSOCKET_HEARTBEAT", 30000),
-        "WEBSOCKET_MAX_MESSAGE": _int(env, "WEBSOCKET_MAX_MESSAGE", 64 * 1024),
-        "WEBSOCKET_QUEUE_SIZE": _int(env, "WEBSOCKET_QUEUE_SIZE", 1000),
-        "STREAM_HISTORY": _int(env, "STREAM_HISTORY", 1000),
-        "METRICS_INTERVAL": _float(env, "METRICS_INTERVAL", 10.0),
-        "SLOW_REQUEST_SECONDS": _float(env, "SLOW_REQUEST_SECONDS", 1.0),
-        "MEMORY_ALERT_MB": _int(env, "MEMORY_ALERT_MB", 1024),
-        "QUEUE_BACKLOG_ALERT": _int(env, "QUEUE_BACKLOG_ALERT", 1000),
-        "EVENT_BATCH_SIZE": _int(env, "EVENT_BATCH_SIZE", 500),
-        "EVENT_BATCH_WAIT": _float(env, "EVENT_BATCH_WAIT", 0.02),
-        "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 1024 * 1024),
-        "RATELIMIT_DEFAULT": env.get("RATELIMIT_DEFAULT", "1000 per minute"),
-        "RATELIMIT_ANONYMOUS": env.get("RATELIMIT_ANONYMOUS", "100 per 15 minutes"),
-        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED", "true")),
-        "AUTH_ENABLED": _bool(env.get("AUTH_ENABLED", "true")),
-        "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 0),
-        "QUALITY_JITTER_MS": _float(env, "QUALITY_JITTER_MS", 30.0),
-        "QUALITY_LOSS_PCT": _float(env, "QUALITY_LOSS_PCT", 1.0),
-        "QUALITY_RTT_MS": _float(env, "QUALITY_RTT_MS", 400.0),
-        "QUALITY_MOS_MIN": _float(env, "QUALITY_MOS_MIN", 3.5),
-        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
-        "SECRET_KEY": env.get("SECRET_KEY", ""),
-    }
+    cfg = {"ENV": "production" if production else "development"}
+    cfg.update((name, read_setting(env, name, reader, default))
+               for name, reader, default in SETTINGS)
     if not cfg["SECRET_KEY"]:
         if production:
             raise ConfigError(
