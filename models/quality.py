@@ -12,7 +12,7 @@ The statistics read two kinds of table:
   (per UTC day, per agent / campaign / gateway), with outcome counts beside
   them in `QuarterHourOutcome` and `DailyOutcome`: sums of the facts, kept up
   to date by the quality job and rebuilt from the facts by
-  `python -m services.quality.rollups rebuild`.
+  `python -m workers.rollups rebuild`.
 
 Every current IANA zone's offset is a whole number of quarter hours, so a local
 day is a whole number of 15-minute UTC buckets and day/week/month series come

@@ -1,1 +1,1 @@
-"""services/quality."""
+"""Quality and statistics: samples and the alert rule, QualityService, statistics, rollups."""

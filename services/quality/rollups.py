@@ -6,20 +6,19 @@ subtracted from the rollups and the new one added, so a job that runs twice,
 or again after a late FreeSWITCH hangup or an outcome change, moves the
 rollups once. The deleting hook calls `apply_fact(call_id, None)`.
 
-    python -m services.quality.rollups rebuild [--database-url URL] [--summarize-missing]
+    python -m workers.rollups rebuild [--database-url URL] [--summarize-missing]
 
-recomputes every fact from the calls and then every rollup from the facts
+(workers/rollups.py) recomputes every fact from the calls and then every rollup from the facts
 (the same functions the job uses), which is also how the tests prove that the
 incremental rollups equal a full recomputation.
 """
-import argparse
 import datetime
 import logging
-import sys
 import time
 
 import peewee
 from peewee import EXCLUDED, fn
+from psycopg2.extras import execute_values
 
 from models import Call, db, is_sqlite
 from models.quality import (
@@ -161,7 +160,6 @@ def bulk_insert(model, fields, rows, conflict_sql=""):
         cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) {conflict_sql}',
                            values)
     else:
-        from psycopg2.extras import execute_values
         execute_values(cursor, f'INSERT INTO "{table}" ({columns}) VALUES %s {conflict_sql}',
                        values, page_size=1000)
 
@@ -275,48 +273,3 @@ def snapshot():
         columns = [f for f in model._meta.sorted_fields if f.name != "id"]
         result[model._meta.table_name] = sorted(model.select(*columns).tuples())
     return result
-
-
-def _summarize_missing_calls(config):
-    """Run the quality job inline for ended calls that never got a summary."""
-    from services.publisher import Publisher
-    from services.quality.service import QualityService
-    from services.redis_client import make_redis
-    service = QualityService(Publisher(make_redis(config["REDIS_URL"])), config)
-    done, last_id = 0, ""
-    while True:
-        batch = list(Call.select(Call.id, Call.status, Call.quality).where(Call.id > last_id)
-                     .order_by(Call.id).limit(REBUILD_CHUNK).namedtuples())
-        if not batch:
-            return done
-        for call in batch:
-            if call.status in cs.TERMINAL and call.quality is None:
-                service.summarize(call.id)
-                done += 1
-        last_id = batch[-1].id
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m services.quality.rollups",
-                                     description="Maintain the call statistics rollups.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rebuild_cmd = sub.add_parser("rebuild", help="recompute facts and rollups from the calls")
-    rebuild_cmd.add_argument("--database-url", help="default: DATABASE_URL")
-    rebuild_cmd.add_argument("--summarize-missing", action="store_true",
-                             help="first run the quality job for ended calls without a summary")
-    args = parser.parse_args(argv)
-
-    from config import load_config
-    from models import create_tables, init_db
-    config = load_config()
-    logging.basicConfig(level=config["LOG_LEVEL"])
-    init_db(args.database_url or config["DATABASE_URL"])
-    with db.connection_context():
-        create_tables()
-        summarize = (lambda: _summarize_missing_calls(config)) if args.summarize_missing else None
-        rebuild(config["QUALITY_MOS_MIN"], summarize)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,9 +21,11 @@ import datetime
 import pytest
 
 from models import Call
+from services.calls.notifier import CallNotifier
 from services.publisher import Publisher
-from services.quality.service import QualityService, StatisticsService
 from services.quality import rollups
+from services.quality.service import QualityService
+from services.quality.statistics import StatisticsService
 
 CONFIG = {"QUALITY_JITTER_MS": 30, "QUALITY_LOSS_PCT": 1, "QUALITY_RTT_MS": 400,
           "QUALITY_MOS_MIN": 3.5}
@@ -83,7 +85,7 @@ def make_call(name, row):
 
 @pytest.fixture(scope="module")
 def quality(bound_db, redis_server):
-    return QualityService(Publisher(redis_server.client()), CONFIG)
+    return QualityService(CallNotifier(Publisher(redis_server.client())), CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from freeswitch.events.calls import rtp_stats
-from services.quality.service import Thresholds, alert_decision, build_summary, crossings
+from services.quality.samples import Thresholds, alert_decision, build_summary, crossings
+from tests.conftest import ROOT
 
 LIMITS = Thresholds(jitter_ms=30, loss_pct=1, rtt_ms=400, mos=3.5)
 GOOD = {"latency_ms": 80, "jitter_ms": 5, "packet_loss_pct": 0, "mos": 4.3}
@@ -15,7 +16,7 @@ JITTERY = dict(GOOD, jitter_ms=45)
 LOSSY = dict(GOOD, packet_loss_pct=3)
 SLOW = dict(GOOD, latency_ms=650)
 POOR_MOS = dict(GOOD, mos=3.1)
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "esl")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "esl")
 
 
 def run(samples):
