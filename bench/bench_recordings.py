@@ -33,9 +33,9 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from services.recordings.audio import file_digest, transcode
 from tests.conftest import RedisServer, Stack, stack_env
 from tests.esl_sim.server import write_wav
-from workers.recordings import file_digest, transcode
 
 
 def timed(fn, repeat):
@@ -75,7 +75,7 @@ def store_ready_recording(db_url, root, source):
     """The recording as the worker leaves it: mp3 + wav under the root, a ready row."""
     from models import Call, create_tables, db, init_db
     from models.recording import Recording
-    from services.recordings.service import RecordingStorage
+    from services.recordings.storage import RecordingStorage
     init_db(db_url)
     with db.connection_context():
         create_tables()

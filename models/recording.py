@@ -4,6 +4,16 @@ import peewee
 from models.call import Call
 from models.db import BaseModel, JSONTextField, new_id, utcnow
 
+# The status words, defined here once: recording (FreeSWITCH writes the WAV) ->
+# processing (a job transcodes and measures it) -> ready, or failed with a reason.
+RECORDING = "recording"
+PROCESSING = "processing"
+READY = "ready"
+FAILED = "failed"
+STATUSES = (RECORDING, PROCESSING, READY, FAILED)
+UNFINISHED_STATUSES = (RECORDING, PROCESSING)
+FORMATS = ("mp3", "wav", "ogg")
+
 
 class Recording(BaseModel):
     """A call's recording, from `uuid_record start` to transcoded, measured files.
@@ -15,7 +25,7 @@ class Recording(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=36, default=new_id)
     # One recording per call: FreeSWITCH records to <root>/YYYY/MM/DD/<call id>.wav.
     call = peewee.ForeignKeyField(Call, backref="recordings", on_delete="CASCADE", unique=True)
-    status = peewee.CharField(max_length=16, default="recording", index=True)
+    status = peewee.CharField(max_length=16, default=RECORDING, index=True)
     format = peewee.CharField(max_length=8)
     fs_uuid = peewee.CharField(max_length=64, null=True)
     source_path = peewee.CharField(max_length=255, index=True)  # RECORD_* events find it by path
@@ -44,8 +54,8 @@ class Recording(BaseModel):
             (("format", "created_at"), False),
         )
 
-    STATUSES = ("recording", "processing", "ready", "failed")
-    FORMATS = ("mp3", "wav", "ogg")
+    STATUSES = STATUSES
+    FORMATS = FORMATS
 
     @property
     def formats(self):

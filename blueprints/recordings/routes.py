@@ -9,6 +9,7 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import is_resource_modified, parse_date, parse_range_header
 from werkzeug.utils import send_file
 
+from blueprints.access.identity import scoped_to_agent
 from blueprints.pagination import PeeweePage
 from blueprints.recordings.schemas import (
     RecordingAudioArgsSchema,
@@ -16,9 +17,8 @@ from blueprints.recordings.schemas import (
     RecordingSchema,
     RecordingStartSchema,
 )
-from blueprints.access.security import scoped_to_agent
-from services.errors import ServiceError
-from services.recordings.service import MIME_TYPES
+from services.errors import RangeNotSatisfiable
+from services.recordings.schemas import MIME_TYPES
 
 blp = Blueprint("recordings", __name__, url_prefix="/api/calls",
                 description="Record calls, stream and delete recordings.")
@@ -29,11 +29,6 @@ AUDIO_200 = ("The audio; Range, If-Range, ETag and Last-Modified are supported; 
 AUDIO_206 = "One byte range of the audio, with Content-Range"
 AUDIO_CONTENT = {mimetype: {"schema": {"type": "string", "format": "binary"}}
                  for mimetype in MIME_TYPES.values()}
-
-
-class RangeNotSatisfiable(ServiceError):
-    code = 416
-    error_id = "range-not-satisfiable"
 
 
 def recordings():

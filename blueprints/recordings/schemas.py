@@ -1,25 +1,28 @@
 """Request and query schemas of the recordings resource."""
 from marshmallow import Schema, fields, validate
 
-from models.recording import Recording
 from services.fields import IDENT, UTCDateTime
-from services.recordings.schemas import RecordingSchema  # noqa: F401  (the response schema)
+from services.recordings.schemas import (
+    FORMATS,
+    STATUSES,
+    RecordingSchema,  # noqa: F401  (the response schema)
+)
 
 
 class RecordingStartSchema(Schema):
-    format = fields.String(validate=validate.OneOf(Recording.FORMATS), metadata={
+    format = fields.String(validate=validate.OneOf(FORMATS), metadata={
         "description": "stored format; default RECORDING_FORMAT (mp3)"})
 
 
 class RecordingAudioArgsSchema(Schema):
-    format = fields.String(validate=validate.OneOf(Recording.FORMATS), metadata={
+    format = fields.String(validate=validate.OneOf(FORMATS), metadata={
         "description": "one of the recording's stored formats; default its own format"})
 
 
 class RecordingQueryArgsSchema(Schema):
     call_id = fields.UUID()
     agent_id = fields.String(validate=IDENT)
-    status = fields.String(validate=validate.OneOf(Recording.STATUSES))
-    format = fields.String(validate=validate.OneOf(Recording.FORMATS))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    format = fields.String(validate=validate.OneOf(FORMATS))
     date_from = UTCDateTime(metadata={"description": "created at or after (ISO-8601)"})
     date_to = UTCDateTime(metadata={"description": "created before (ISO-8601)"})

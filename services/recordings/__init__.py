@@ -1,1 +1,1 @@
-"""services/recordings."""
+"""The recordings domain: service, storage, notifier, wire schemas, audio, transcoding, upkeep."""

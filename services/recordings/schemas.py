@@ -1,7 +1,14 @@
 """The recording's wire schemas: the dump that REST and the `recordings` channel share."""
 from marshmallow import Schema, fields
 
+from models.recording import FORMATS, STATUSES
 from services.fields import UTCDateTime
+
+__all__ = ["FORMATS", "MIME_TYPES", "STATUSES", "RecordingSchema", "dump_recording",
+           "recording_summary", "recording_url"]
+
+# How each stored format is served (and documented in the OpenAPI audio responses).
+MIME_TYPES = {"mp3": "audio/mpeg", "ogg": "audio/ogg", "wav": "audio/wav"}
 
 
 class RecordingSchema(Schema):

@@ -1,57 +1,42 @@
-"""Call recording: storage under the one recording root, uuid_record, the status machine, retention.
+"""RecordingService: start, stop, track, serve and delete call recordings.
 
-Statuses: `recording` (FreeSWITCH is writing the WAV) -> `processing` (an RQ
-job transcodes and measures it) -> `ready`, or `failed` with a reason. The web
-process (API), the events process (RECORD_START/RECORD_STOP, call hooks) and
-the worker (workers/recordings.py) all change recordings through RecordingService;
-every move is a conditional UPDATE on the current status, so that the API, a
+Statuses (models/recording.py): `recording` (FreeSWITCH is writing the WAV) ->
+`processing` (a job transcodes and measures it) -> `ready`, or `failed` with a
+reason. The web process (API), the events process (RECORD_START/RECORD_STOP,
+call hooks) and the worker all change recordings through this service; every
+move is a conditional UPDATE on the current status, so that the API, a
 RECORD_STOP and the call-ended hook racing each other move a recording once and
 enqueue its job once.
 
-MAX_RECORDING_SIZE is enforced as the time limit of `uuid_record` (FreeSWITCH
-stops writing after limit seconds): limit = (MAX_RECORDING_SIZE - 44 bytes of
-WAV header) / (sample rate x 2 bytes x 1 channel). The sample rate is the
-channel's `read_rate` (asked with `uuid_getvar`); when FreeSWITCH cannot tell,
-8000 Hz is assumed (narrow-band telephony: 16,000 bytes per second). The worker
-cuts anything longer, so a stored recording never exceeds the size either way.
+MAX_RECORDING_SIZE is enforced as the time limit of `uuid_record` (see
+freeswitch/esl/commands.py); the worker cuts anything longer, so a stored
+recording never exceeds the size either way.
 """
-import datetime
-import glob
 import logging
 import os
-import re
 
 import peewee
 
-from freeswitch.esl.commands import check_uuid
+from freeswitch.esl import commands as fs
 from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
 from models import Call, utcnow
 from models.db import db_session, write_transaction
-from models.recording import Recording
+from models.recording import FAILED, PROCESSING, READY, RECORDING, UNFINISHED_STATUSES, Recording
+from services import jobs
 from services.calls.schemas import forget_recording, recording_of
-from services.calls.service import fs_time
 from services.errors import BadGateway, Conflict, NotFound, ServiceError, Unavailable
 from services.outbox import Outbox
-from services.recordings.schemas import dump_recording
+from services.recordings.maintenance import RecordingMaintenance, maintenance_task
+from services.recordings.notifier import RecordingNotifier
+from services.recordings.schemas import MIME_TYPES
+from services.recordings.storage import OutsideRecordingRoot, RecordingStorage, stored_relpaths
+from services.recordings.transcoding import RecordingTranscoder
 
 logger = logging.getLogger(__name__)
 
-RECORDING, PROCESSING, READY, FAILED = "recording", "processing", "ready", "failed"
-FORMATS = Recording.FORMATS
-MIME_TYPES = {"mp3": "audio/mpeg", "ogg": "audio/ogg", "wav": "audio/wav"}
-
-WAV_HEADER_BYTES = 44
-ASSUMED_SAMPLE_RATE = 8000
-BYTES_PER_SAMPLE = 2
 TRANSCODE_QUEUE = "recordings"
-MAINTENANCE_LOCK_KEY = "cc:recordings:maintenance"
-
-
-def recording_limit_seconds(max_bytes, sample_rate=None, channels=1):
-    """Seconds of 16-bit PCM WAV that fit in max_bytes (at least 1)."""
-    rate = sample_rate or ASSUMED_SAMPLE_RATE
-    per_second = rate * BYTES_PER_SAMPLE * max(1, channels)
-    return max(1, (max_bytes - WAV_HEADER_BYTES) // per_second)
+TRANSCODE_JOB = "workers.recordings.transcode_recording"
+COMPLETION_CAUSE_LENGTH = 64  # the column's size
 
 
 def transcode_job_id(recording_id):
@@ -59,115 +44,29 @@ def transcode_job_id(recording_id):
     return f"recording-transcode-{recording_id}"
 
 
-
-
-
-
-class OutsideRecordingRoot(Exception):
-    """A stored path resolves outside SIP_RECORDING_PATH (traversal, symlink): never served."""
-
-
-class RecordingStorage:
-    """Where recordings live: relative paths under one root, and nothing outside it."""
-
-    def __init__(self, root):
-        if re.search(r"\s", root):
-            # uuid_record splits its arguments on spaces: FreeSWITCH could not record there.
-            raise ValueError(f"SIP_RECORDING_PATH must not contain whitespace: {root!r}")
-        self.root = os.path.realpath(root)
-
-    @staticmethod
-    def source_relpath(call_id, when):
-        """The WAV FreeSWITCH writes: YYYY/MM/DD/<call id>.wav (UTC date of the start)."""
-        return f"{when:%Y/%m/%d}/{check_uuid(str(call_id))}.wav"
-
-    @staticmethod
-    def output_relpath(source_relpath, fmt):
-        return os.path.splitext(source_relpath)[0] + "." + fmt
-
-    def absolute(self, relpath):
-        """The path as FreeSWITCH and the file system see it (not resolved)."""
-        return os.path.join(self.root, relpath)
-
-    def relative(self, path):
-        """An absolute path under the root -> its relative path; None when outside."""
-        try:
-            full = self.resolve_loose(path)
-        except OutsideRecordingRoot:
-            return None
-        return os.path.relpath(full, self.root)
-
-    def resolve_loose(self, path):
-        """Resolve path (relative to the root, or absolute); refuse anything outside the root."""
-        full = os.path.realpath(os.path.join(self.root, path))
-        if full == self.root or os.path.commonpath([self.root, full]) != self.root:
-            raise OutsideRecordingRoot(path)
-        return full
-
-    def resolve(self, relpath):
-        """The real path of a stored file; refuses absolute paths, `..` and symlinks out."""
-        if not relpath or os.path.isabs(relpath):
-            raise OutsideRecordingRoot(relpath)
-        return self.resolve_loose(relpath)
-
-    def ensure_directory(self, relpath):
-        os.makedirs(os.path.dirname(self.absolute(relpath)), exist_ok=True)
-
-    def partials_of(self, relpath):
-        """Temporary files of an interrupted write of relpath (`.<name>.<random>.part`)."""
-        directory, name = os.path.split(relpath)
-        pattern = os.path.join(glob.escape(self.absolute(directory)),
-                               f".{glob.escape(name)}.*.part")
-        return [os.path.relpath(path, self.root) for path in glob.glob(pattern)]
-
-    def remove(self, relpaths):
-        """Delete stored files and their partial writes (missing ones are fine); returns a count."""
-        removed = 0
-        everything = [path for relpath in relpaths
-                      for path in [relpath, *self.partials_of(relpath)]]
-        for path in everything:
-            try:
-                os.unlink(self.resolve(path))
-                removed += 1
-            except FileNotFoundError:
-                continue
-            except OutsideRecordingRoot:
-                logger.warning("refused to delete %r: outside the recording root", path)
-            except OSError as exc:
-                logger.warning("could not delete recording file %s: %s", path, exc)
-        return removed
-
-
-def stored_relpaths(recording):
-    """Every file a recording may have on disk, including the source WAV and temp leftovers."""
-    paths = {recording.source_path}
-    for fmt in FORMATS:
-        paths.add(RecordingStorage.output_relpath(recording.source_path, fmt))
-    for entry in (recording.files or {}).values():
-        paths.add(entry["path"])
-    return sorted(paths)
-
-
 class RecordingService:
     """Starts, stops, tracks, serves and deletes call recordings."""
 
-    def __init__(self, config, notifier, commands=None, redis_conn=None):
+    def __init__(self, config, publisher, commands=None, redis_conn=None):
         self.config = config
-        self.notifier = notifier
+        self.notifier = RecordingNotifier(publisher)
         self.commands = commands
         self.redis = redis_conn
         self.storage = RecordingStorage(config.get("SIP_RECORDING_PATH", "./recordings"))
+        self.maintenance = RecordingMaintenance(self)
+        self.transcoder = RecordingTranscoder(self)
 
     # ----- reading -------------------------------------------------------
     def for_call(self, call_id):
         recording = Recording.get_or_none(Recording.call == str(call_id))
         if recording is None:
             if Call.get_or_none(Call.id == str(call_id)) is None:
-                raise NotFound(f"call {call_id} not found")
-            raise NotFound(f"call {call_id} has no recording")
+                raise NotFound(f"call {call_id} not found", error_id="call_not_found")
+            raise NotFound(f"call {call_id} has no recording", error_id="recording_not_found")
         return recording
 
-    def list_query(self, filters):
+    @staticmethod
+    def list_query(filters):
         query = Recording.select(Recording).join(Call)
         if filters.get("call_id"):
             query = query.where(Recording.call == str(filters["call_id"]))
@@ -188,75 +87,67 @@ class RecordingService:
         recording = self.for_call(call_id)
         if recording.status != READY:
             raise Conflict(f"the recording is {recording.status}; audio is served once it is ready",
-                           headers={"Retry-After": "5"} if recording.status != FAILED else None)
+                           headers={"Retry-After": "5"} if recording.status != FAILED else None,
+                           error_id="recording_not_ready")
         fmt = fmt or recording.format
         entry = (recording.files or {}).get(fmt)
         if entry is None:
             raise NotFound(f"the recording is not stored as {fmt}; stored formats: "
-                           f"{', '.join(recording.formats)}")
+                           f"{', '.join(recording.formats)}",
+                           error_id="recording_format_not_stored")
         try:
             path = self.storage.resolve(entry["path"])
         except OutsideRecordingRoot:
             logger.error("recording %s points outside the recording root: %r", recording.id,
                          entry["path"])
-            raise NotFound("the recording file is not available") from None
+            raise NotFound("the recording file is not available",
+                           error_id="recording_file_missing") from None
         if not os.path.isfile(path):
-            raise NotFound("the recording file is missing from storage")
+            raise NotFound("the recording file is missing from storage",
+                           error_id="recording_file_missing")
         return path, MIME_TYPES[fmt], entry["sha256"], f"{recording.call_id}.{fmt}"
-
-    # ----- announcing ----------------------------------------------------
-    def announce(self, recording, event_type, outbox):
-        data = dump_recording(recording)  # snapshot now, publish after commit
-        outbox.add(self.notifier.publish, "recordings", event_type, data)
-
-    def enqueue_transcode(self, recording_id):
-        from services.jobs import enqueue
-        from workers.recordings import transcode_recording
-        if self.redis is None:
-            logger.warning("no Redis to enqueue the transcoding of %s; the sweep will",
-                           recording_id)
-            return None
-        return enqueue(self.redis, TRANSCODE_QUEUE, transcode_recording, recording_id,
-                       job_id=transcode_job_id(recording_id))
 
     # ----- start ---------------------------------------------------------
     def start(self, call_id, fmt=None):
         """Start recording a live call (API); returns the recording."""
-        with write_transaction():
+        outbox = Outbox()
+        with outbox.atomic():
             call = Call.get_or_none(Call.id == str(call_id))
             if call is None:
-                raise NotFound(f"call {call_id} not found")
+                raise NotFound(f"call {call_id} not found", error_id="call_not_found")
             recording = self._create_for(call, fmt or call.record_format)
-        outbox = Outbox()
         try:
             self._send_start(recording, outbox)
         except Exception:
             Recording.delete().where(Recording.id == recording.id).execute()
             raise
-        outbox.flush()
         return recording
 
     def _create_for(self, call, fmt):
         if not call.is_live:
-            raise Conflict(f"call {call.id} is {call.status}; only a live call can be recorded")
+            raise Conflict(f"call {call.id} is {call.status}; only a live call can be recorded",
+                           error_id="call_not_live")
         if not call.fs_uuid:
-            raise Conflict(f"call {call.id} has no FreeSWITCH channel yet")
+            raise Conflict(f"call {call.id} has no FreeSWITCH channel yet",
+                           error_id="call_has_no_channel")
         existing = Recording.get_or_none(Recording.call == call.id)
         if existing is not None:
             if existing.status == RECORDING:
-                raise Conflict(f"call {call.id} is already being recorded")
+                raise Conflict(f"call {call.id} is already being recorded",
+                               error_id="recording_in_progress")
             raise Conflict(f"call {call.id} already has a recording ({existing.status}); "
-                           "delete it to record again")
+                           "delete it to record again", error_id="recording_exists")
         fmt = fmt or self.config.get("RECORDING_FORMAT", "mp3")
         now = utcnow()
         try:
-            with write_transaction():
+            with write_transaction():  # a savepoint: a lost race leaves the caller's work intact
                 return Recording.create(
                     call=call.id, format=fmt, fs_uuid=call.fs_uuid, status=RECORDING,
                     source_path=self.storage.source_relpath(call.id, now), created_at=now,
                     updated_at=now)
         except peewee.IntegrityError:  # one recording per call: a concurrent start won
-            raise Conflict(f"call {call.id} is already being recorded") from None
+            raise Conflict(f"call {call.id} is already being recorded",
+                           error_id="recording_in_progress") from None
 
     def _send_start(self, recording, outbox):
         """mkdir, ask the channel's rate, `uuid_record start` with the size limit, or raise."""
@@ -265,29 +156,30 @@ class RecordingService:
         except OSError as exc:
             raise Unavailable(f"cannot create the recording directory: {exc.strerror}") from None
         rate = self._channel_rate(recording.fs_uuid)
-        max_bytes = self.config.get("MAX_RECORDING_SIZE", 100 * 1024 ** 2)
-        limit = recording_limit_seconds(max_bytes, rate)
+        limit = fs.recording_limit_seconds(self.config.get("MAX_RECORDING_SIZE", 100 * 1024 ** 2),
+                                           rate)
         path = self.storage.absolute(recording.source_path)
-        reply = self._api(f"uuid_record {check_uuid(recording.fs_uuid)} start {path} {limit}")
+        reply = self._api(fs.record_start_command(recording.fs_uuid, path, limit))
         if not reply.startswith("+OK"):
             if "Cannot locate session" in reply:
-                raise Conflict(f"FreeSWITCH no longer has the call's channel ({reply.strip()})")
+                raise Conflict(f"FreeSWITCH no longer has the call's channel ({reply.strip()})",
+                               error_id="channel_gone")
             raise BadGateway(f"FreeSWITCH refused to record: {reply.strip()}")
         now = utcnow()
-        Recording.update(limit_seconds=limit, sample_rate=rate, started_at=now, updated_at=now) \
-            .where(Recording.id == recording.id).execute()
-        recording.limit_seconds, recording.sample_rate, recording.started_at = limit, rate, now
+        with outbox.atomic():
+            Recording.update(limit_seconds=limit, sample_rate=rate, started_at=now,
+                             updated_at=now).where(Recording.id == recording.id).execute()
+            recording.limit_seconds, recording.sample_rate, recording.started_at = limit, rate, now
+            self.notifier.recording_changed(recording, "recording.started", outbox)
         logger.info("recording call %s to %s (limit %ss at %s Hz)", recording.call_id, path, limit,
-                    rate or ASSUMED_SAMPLE_RATE)
-        self.announce(recording, "recording.started", outbox)
+                    rate or fs.ASSUMED_SAMPLE_RATE)
 
     def _channel_rate(self, fs_uuid):
         """The channel's read rate in Hz, or None when FreeSWITCH cannot tell."""
         try:
-            reply = self._api(f"uuid_getvar {check_uuid(fs_uuid)} read_rate").strip()
+            return fs.parse_read_rate(self._api(fs.read_rate_command(fs_uuid)))
         except (BadGateway, Unavailable):
             return None
-        return int(reply) if reply.isdigit() and 4000 <= int(reply) <= 192000 else None
 
     def _api(self, command):
         if self.commands is None:
@@ -305,18 +197,19 @@ class RecordingService:
         """Stop recording (API). Any -ERR means FreeSWITCH is no longer recording: move on."""
         recording = self.for_call(call_id)
         if recording.status != RECORDING:
-            raise Conflict(f"the call is not being recorded (recording is {recording.status})")
+            raise Conflict(f"the call is not being recorded (recording is {recording.status})",
+                           error_id="recording_not_in_progress")
         path = self.storage.absolute(recording.source_path)
-        reply = self._api(f"uuid_record {check_uuid(recording.fs_uuid)} stop {path}")
+        reply = self._api(fs.record_stop_command(recording.fs_uuid, path))
         if not reply.startswith("+OK"):
             logger.info("uuid_record stop for %s: %s (already stopped)", recording.id,
                         reply.strip())
         outbox = Outbox()
-        with write_transaction():
+        with outbox.atomic():
             self.finish_recording(recording.id, outbox, stopped_at=utcnow())
-        outbox.flush()
         return Recording.get_by_id(recording.id)
 
+    # ----- status moves (inside the caller's transaction) -----------------
     def finish_recording(self, recording_id, outbox, **facts):
         """recording -> processing, once; queue the transcoding and the announcement."""
         facts["updated_at"] = utcnow()
@@ -324,10 +217,32 @@ class RecordingService:
             (Recording.id == recording_id) & (Recording.status == RECORDING)).execute()
         if not changed:
             return False
-        recording = Recording.get_by_id(recording_id)
-        self.announce(recording, "recording.stopped", outbox)
+        self.notifier.recording_changed(Recording.get_by_id(recording_id), "recording.stopped",
+                                        outbox)
         outbox.add(self.enqueue_transcode, recording_id)
         return True
+
+    def mark_failed(self, recording_id, reason, outbox=None):
+        """Any unfinished recording -> failed with the reason; announced after commit."""
+        outbox = Outbox() if outbox is None else outbox
+        with outbox.atomic():
+            changed = (Recording.update(status=FAILED, error=reason[:255], updated_at=utcnow())
+                       .where((Recording.id == recording_id)
+                              & Recording.status.in_(UNFINISHED_STATUSES))
+                       .execute())
+            if changed:
+                self.notifier.recording_changed(Recording.get_by_id(recording_id),
+                                                "recording.failed", outbox)
+        return bool(changed)
+
+    def enqueue_transcode(self, recording_id):
+        """After commit: the transcoding job, under the recording's own job id."""
+        if self.redis is None:
+            logger.warning("no Redis to enqueue the transcoding of %s; the sweep will",
+                           recording_id)
+            return None
+        return jobs.enqueue(self.redis, TRANSCODE_QUEUE, TRANSCODE_JOB, recording_id,
+                            job_id=transcode_job_id(recording_id))
 
     # ----- call hooks ----------------------------------------------------
     def on_call_answered(self, call, outbox):
@@ -350,17 +265,15 @@ class RecordingService:
                 return
             try:
                 self._send_start(recording, outbox)
-            except (ServiceError, OSError) as exc:  # nobody to answer: the recording says why
+            except (ServiceError, OSError, ValueError) as exc:  # nobody to answer: say why
                 reason = getattr(exc, "message", None) or str(exc)
                 logger.warning("recording of call %s could not start: %s", recording.call_id,
                                reason)
                 self.mark_failed(recording_id, f"could not start: {reason}", outbox)
-        outbox.flush()
 
     def on_call_ended(self, call, outbox):
         """A call that ended without a RECORD_STOP still gets its recording processed."""
-        changed = self.finish_recording_of_call(call, outbox)
-        if changed:
+        if self.finish_recording_of_call(call, outbox):
             forget_recording(call)
 
     def finish_recording_of_call(self, call, outbox):
@@ -379,46 +292,44 @@ class RecordingService:
     def on_call_deleting(self, call, outbox):
         """Deleting a call deletes its recording: the row now, the files after commit."""
         for recording in Recording.select().where(Recording.call == call.id):
-            self._delete(recording, outbox)
+            self.delete_recording(recording, outbox)
 
-    # ----- FreeSWITCH events ---------------------------------------------
-    def _recording_for_event(self, event):
-        relpath = self.storage.relative(event.get("Record-File-Path") or "")
+    # ----- what FreeSWITCH reported (RECORD_START / RECORD_STOP) ----------
+    def recording_at(self, file_path, fs_uuid=None):
+        """Our recording written to file_path (by fs_uuid's channel), or None when not ours."""
+        relpath = self.storage.relative(file_path or "")
         if relpath is None:
             return None
         recording = Recording.get_or_none(Recording.source_path == relpath)
-        if recording is None or (event.get("Unique-ID") and recording.fs_uuid
-                                 and event["Unique-ID"] != recording.fs_uuid):
+        if recording is None or (fs_uuid and recording.fs_uuid and fs_uuid != recording.fs_uuid):
             return None
         return recording
 
-    def on_record_start(self, event, outbox):
-        recording = self._recording_for_event(event)
-        if recording is None:
-            logger.debug("RECORD_START of a file not ours: %s", event.get("Record-File-Path"))
-            return
-        rate = _int(event.get("Channel-Read-Codec-Rate"))
-        Recording.update(started_at=fs_time(event, "Event-Date-Timestamp") or recording.started_at,
-                         sample_rate=recording.sample_rate or rate, updated_at=utcnow()) \
+    def record_started(self, recording, started_at=None, sample_rate=None):
+        """FreeSWITCH began writing: keep its start time and the channel's rate."""
+        Recording.update(started_at=started_at or recording.started_at,
+                         sample_rate=recording.sample_rate or sample_rate, updated_at=utcnow()) \
             .where(Recording.id == recording.id).execute()
 
-    def on_record_stop(self, event, outbox):
-        recording = self._recording_for_event(event)
-        if recording is None:
-            logger.debug("RECORD_STOP of a file not ours: %s", event.get("Record-File-Path"))
-            return
-        stopped_at = fs_time(event, "Event-Date-Timestamp") or utcnow()
-        facts = {"fs_record_ms": _int(event.get("variable_record_ms")),
-                 "fs_completion_cause": (event.get("Record-Completion-Cause") or "")[:64] or None}
-        if recording.status == RECORDING and not _during_hangup(event) \
-                and self._hit_limit(recording, stopped_at):
+    def record_stopped(self, recording, outbox, stopped_at=None, during_hangup=False,
+                       record_ms=None, completion_cause=None):
+        """FreeSWITCH stopped writing: recording -> processing (once), with its figures.
+
+        Returns the recording's status afterwards.
+        """
+        stopped_at = stopped_at or utcnow()
+        facts = {"fs_record_ms": record_ms,
+                 "fs_completion_cause": (completion_cause or "")[:COMPLETION_CAUSE_LENGTH] or None}
+        if recording.status == RECORDING and not during_hangup \
+                and self.hit_limit(recording, stopped_at):
             facts["truncated"] = True
         if not self.finish_recording(recording.id, outbox, stopped_at=stopped_at, **facts):
             # Already stopped by the API or the hangup: keep FreeSWITCH's figures anyway.
             Recording.update(**facts).where(Recording.id == recording.id).execute()
+        return Recording.get_by_id(recording.id).status
 
     @staticmethod
-    def _hit_limit(recording, stopped_at):
+    def hit_limit(recording, stopped_at):
         """Whether FreeSWITCH stopped at the time limit (nobody asked it to stop).
 
         FreeSWITCH reports `success-maxtime` for any stop, so the cause cannot
@@ -429,145 +340,22 @@ class RecordingService:
             return False
         return (stopped_at - recording.started_at).total_seconds() >= recording.limit_seconds - 1
 
-    # ----- worker side ---------------------------------------------------
-    def claim_for_transcode(self, recording_id):
-        """The recording a transcoding job should work on, or None if there is nothing to do."""
-        recording = Recording.get_or_none(Recording.id == recording_id)
-        if recording is None or recording.status != PROCESSING:
-            return None
-        return recording
-
-    @staticmethod
-    def note_truncated(recording_id):
-        """Remember the cut before the cut file replaces the source (a retry cannot see it)."""
-        Recording.update(truncated=True).where(Recording.id == recording_id).execute()
-
-    def mark_ready(self, recording_id, files, measured):
-        """Store the transcoding's result; False (and nothing stored) if the recording went away."""
-        outbox = Outbox()
-        with write_transaction():
-            recording = Recording.get_or_none(Recording.id == recording_id)
-            if recording is None or recording.status != PROCESSING:
-                return False
-            main = files[recording.format]
-            now = utcnow()
-            recording.files = files
-            recording.size, recording.sha256 = main["size"], main["sha256"]
-            recording.duration = round(measured["duration"], 3)
-            recording.sample_rate = measured["sample_rate"]
-            recording.channels = measured["channels"]
-            recording.truncated = recording.truncated or measured["truncated"]
-            recording.status, recording.error = READY, None
-            recording.ready_at = recording.updated_at = now
-            recording.save()
-            self.announce(recording, "recording.ready", outbox)
-        outbox.flush()
-        return True
-
-    def mark_failed(self, recording_id, reason, outbox=None):
-        """Any unfinished recording -> failed with the reason; announced after commit."""
-        own = outbox is None
-        outbox = outbox or Outbox()
-        with write_transaction():
-            changed = (Recording.update(status=FAILED, error=reason[:255], updated_at=utcnow())
-                       .where((Recording.id == recording_id)
-                              & Recording.status.in_((RECORDING, PROCESSING)))
-                       .execute())
-            if changed:
-                self.announce(Recording.get_by_id(recording_id), "recording.failed", outbox)
-        if own:
-            outbox.flush()
-        return bool(changed)
-
-    # ----- delete and retention ------------------------------------------
+    # ----- delete --------------------------------------------------------
     def delete(self, call_id):
         """Delete the call's recording: every stored file and the record."""
         outbox = Outbox()
-        with write_transaction():
+        with outbox.atomic():
             recording = self.for_call(call_id)
             if recording.status == RECORDING:
-                raise Conflict("the call is being recorded; stop the recording before deleting it")
-            self._delete(recording, outbox)
-        outbox.flush()
+                raise Conflict("the call is being recorded; stop the recording before deleting it",
+                               error_id="recording_in_progress")
+            self.delete_recording(recording, outbox)
 
-    def _delete(self, recording, outbox):
-        data = dump_recording(recording)
+    def delete_recording(self, recording, outbox):
+        """The row now (announced), its files once the deletion is committed."""
+        self.notifier.recording_deleted(recording, outbox)
         recording.delete_instance()
         outbox.add(self.storage.remove, stored_relpaths(recording))
-        outbox.add(self.notifier.publish, "recordings", "recording.deleted", data)
-
-    def delete_expired(self, days, now=None, batch=200):
-        """Delete recordings created more than days ago (not ones still recording)."""
-        if days is None:
-            return 0
-        cutoff = (now or utcnow()) - datetime.timedelta(days=days)
-        deleted = 0
-        while True:
-            outbox = Outbox()
-            with write_transaction():
-                expired = list(Recording.select().where(
-                    (Recording.created_at < cutoff) & (Recording.status != RECORDING))
-                    .order_by(Recording.created_at).limit(batch))
-                for recording in expired:
-                    self._delete(recording, outbox)
-            outbox.flush()
-            deleted += len(expired)
-            if len(expired) < batch:
-                return deleted
-
-    def recover_stalled(self, older_than_seconds=900, job_status=None):
-        """Finish recordings whose call ended without a stop; re-enqueue or fail lost jobs.
-
-        job_status(recording_id) -> "missing" | "failed:<reason>" | anything else
-        (the job is queued, scheduled or running: leave it alone).
-        """
-        cutoff = utcnow() - datetime.timedelta(seconds=older_than_seconds)
-        outbox = Outbox()
-        counts = {"finished": 0, "requeued": 0, "failed": 0}
-        with write_transaction():
-            orphans = (Recording.select(Recording).join(Call)
-                       .where((Recording.status == RECORDING)
-                              & Call.status.not_in(Call.LIVE_STATUSES)
-                              & (Recording.updated_at < cutoff)))
-            for recording in orphans:
-                counts["finished"] += self.finish_recording_of_call(recording.call, outbox)
-            stalled = Recording.select().where((Recording.status == PROCESSING)
-                                               & (Recording.updated_at < cutoff))
-            for recording in stalled:
-                state = job_status(recording.id) if job_status else "missing"
-                if state == "missing":
-                    Recording.update(updated_at=utcnow()) \
-                        .where(Recording.id == recording.id).execute()
-                    outbox.add(self.enqueue_transcode, recording.id)
-                    counts["requeued"] += 1
-                elif state.startswith("failed"):
-                    reason = state.partition(":")[2] or "transcoding failed"
-                    counts["failed"] += self.mark_failed(recording.id, reason, outbox)
-        outbox.flush()
-        return counts
-
-
-def _during_hangup(event):
-    """RECORD_STOP sent because the channel hung up (not because recording hit its limit)."""
-    return (event.get("Answer-State") == "hangup"
-            or event.get("Channel-Call-State") == "HANGUP"
-            or event.get("Channel-State") in ("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"))
-
-
-def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def maintenance_task(services, interval=None, first_delay=60.0):
-    """Background task (events process): enqueue the retention and recovery job periodically."""
-    from services.jobs import periodic_enqueue
-    from workers.recordings import maintain_recordings
-    interval = float(interval or services.config.get("RECORDING_MAINTENANCE_INTERVAL", 3600))
-    return periodic_enqueue(services.redis, MAINTENANCE_LOCK_KEY, interval, TRANSCODE_QUEUE,
-                            maintain_recordings, first_delay=first_delay)
 
 
 def register(services):

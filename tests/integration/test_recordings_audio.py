@@ -12,14 +12,8 @@ import time
 import av
 import pytest
 
-from services.recordings.service import (
-    OutsideRecordingRoot,
-    RecordingStorage,
-    recording_limit_seconds,
-)
-from tests.conftest import ROOT
-from tests.esl_sim.server import write_wav
-from workers.recordings import (
+from freeswitch.esl.commands import recording_limit_seconds
+from services.recordings.audio import (
     SourceNotReady,
     file_digest,
     transcode,
@@ -27,6 +21,9 @@ from workers.recordings import (
     wav_is_closed,
     wav_seconds_within,
 )
+from services.recordings.storage import OutsideRecordingRoot, RecordingStorage
+from tests.conftest import ROOT
+from tests.esl_sim.server import write_wav
 
 
 def decoded(path):
@@ -107,7 +104,7 @@ def test_a_reader_sees_the_old_file_or_the_new_one_never_a_partial(wav, tmp_path
     transcode(wav(1.0, "short.wav"), target, "mp3")
     complete, seen = {file_digest(target)}, set()
     writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from workers.recordings import transcode; "
+        "import sys; from services.recordings.audio import transcode; "
         "transcode(sys.argv[1], sys.argv[2], 'mp3')"), source, target], cwd=ROOT)
     while writer.poll() is None:
         seen.add(file_digest(target))

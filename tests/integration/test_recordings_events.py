@@ -7,16 +7,19 @@ jobs they enqueue land in a Redis database no worker reads, to be counted.
 import datetime
 import json
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import redis
 from rq import Queue
 
+from freeswitch.events.recordings import subscriptions
 from models import Call, db, utcnow
 from models.recording import Recording
-from services.publisher import Publisher
 from services.outbox import Outbox
-from services.recordings.service import RecordingService, RecordingStorage
+from services.publisher import Publisher
+from services.recordings.service import RecordingService
+from services.recordings.storage import RecordingStorage
 from services.redis_client import stream_key
 
 
@@ -56,8 +59,8 @@ def record_event(service, recording, name, **headers):
 
 
 def apply(service, event):
-    """As freeswitch/listener.py does: one transaction, then the outbox."""
-    handler = {"RECORD_START": service.on_record_start, "RECORD_STOP": service.on_record_stop}
+    """As the listener does: the subscribed handler in one transaction, then the outbox."""
+    handler = subscriptions(SimpleNamespace(recordings=service))
     outbox = Outbox()
     with db.atomic():
         handler[event["Event-Name"]](event, outbox)

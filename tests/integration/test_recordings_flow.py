@@ -254,7 +254,7 @@ def _recording_row(bound_db, root, seconds, status="processing", fmt="mp3", crea
     """A call and its recording made directly in the database, with a real WAV on disk."""
     from models import Call
     from models.recording import Recording
-    from services.recordings.service import RecordingStorage
+    from services.recordings.storage import RecordingStorage
     created = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(
         days=created_days_ago)
     call = Call.create(status="completed", agent_id="agent-batch", created_at=created)
@@ -305,7 +305,7 @@ def test_a_worker_killed_mid_transcode_leaves_no_partial_file_and_the_retry_succ
 
 def test_retention_deletes_old_recordings_and_recovers_stalled_ones(
         rec_stack, bound_db, redis_server, recordings_channel):
-    from services.recordings.service import MAINTENANCE_LOCK_KEY, maintenance_task
+    from services.recordings.maintenance import MAINTENANCE_LOCK_KEY, maintenance_task
     root = rec_stack.env["SIP_RECORDING_PATH"]
     old = _recording_row(bound_db, root, 1.0, status="ready", created_days_ago=40)
     kept = _recording_row(bound_db, root, 1.0, status="ready", created_days_ago=10)

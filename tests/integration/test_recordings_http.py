@@ -12,9 +12,9 @@ import os
 import pytest
 import requests
 
-from services.recordings.service import RecordingStorage
+from services.recordings.audio import transcode
+from services.recordings.storage import RecordingStorage
 from tests.esl_sim.server import write_wav
-from workers.recordings import transcode
 
 OPEN_API = {"AUTH_ENABLED": "false", "RATELIMIT_ENABLED": "false"}
 
