@@ -6,13 +6,13 @@ from flask_smorest import Blueprint
 from blueprints.sip.schemas import (
     CredentialsSchema,
     GatewayConfigSchema,
-    GatewaySchema,
     GatewayTestResultSchema,
     GatewayTestSchema,
     ProviderSchema,
     SipStatusSchema,
 )
-from services.sip.service import provider_list
+from services.sip.presets import provider_list
+from services.sip.schemas import GatewaySchema
 
 blp = Blueprint("sip", __name__, url_prefix="/api/sip",
                 description="SIP gateways: presets, configuration, status and tests.")

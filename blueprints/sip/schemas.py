@@ -1,13 +1,12 @@
-"""Marshmallow schemas of the sip resource (also the payloads of `sip` channel messages).
+"""Request schemas of the sip resource; the dumps (GatewaySchema ...) live in services/sip.
 
-Input rules are the ones of freeswitch/gateway_xml.py (one definition): what
+Input rules are the ones of services/sip/rules.py (one definition): what
 passes here can be written into a gateway file and a sofia command safely.
-No schema ever dumps a password; GatewaySchema says only `password_set`.
 """
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.fields import FullMatch, UTCDateTime
-from freeswitch.esl.gateway_xml import (
+from services.fields import FullMatch
+from services.sip.rules import (
     CALLER_ID,
     CODECS,
     GATEWAY_NAME,
@@ -16,6 +15,7 @@ from freeswitch.esl.gateway_xml import (
     MAX_HOST_LENGTH,
     MAX_PASSWORD_LENGTH,
     PASSWORD,
+    PROVIDER_IDS,
     SIP_USER,
     TRANSPORTS,
     InvalidGatewayValue,
@@ -24,12 +24,12 @@ from freeswitch.esl.gateway_xml import (
     has_surrogates,
     split_hostport,
 )
-from services.sip.service import PROVIDER_PRESETS
+from services.sip.schemas import GatewayStatusSchema
 
 NAME = FullMatch(GATEWAY_NAME, error="must be 1-63 letters, digits, _ or -, starting with "
                                      "a letter or digit")
 USER = FullMatch(SIP_USER, error="must be 1-128 letters, digits or . _ + -")
-PROVIDERS = validate.OneOf(list(PROVIDER_PRESETS))
+PROVIDERS = validate.OneOf(list(PROVIDER_IDS))
 
 
 class Host(fields.String):
@@ -148,34 +148,6 @@ class CredentialsSchema(Schema):
     password = Password(load_only=True)
 
 
-class GatewaySchema(Schema):
-    """A gateway as stored, without secrets."""
-
-    id = fields.String(dump_only=True)
-    name = fields.String()
-    provider = fields.String()
-    host = fields.String()
-    port = fields.Integer()
-    transport = fields.String()
-    username = fields.String(allow_none=True)
-    auth_username = fields.String(allow_none=True)
-    password_set = fields.Boolean(metadata={"description": "whether a password is stored"})
-    register = fields.Boolean()
-    caller_id = fields.String(allow_none=True)
-    codecs = fields.List(fields.String())
-    expiry = fields.Integer()
-    outbound_proxy = fields.String(allow_none=True)
-    enabled = fields.Boolean()
-    version = fields.Integer()
-    apply_state = fields.String(metadata={
-        "description": "applied | pending (FreeSWITCH unreachable; applied when it is back) | "
-                       "failed (see apply_detail)"})
-    apply_detail = fields.String(allow_none=True)
-    applied_at = UTCDateTime(allow_none=True)
-    created_at = UTCDateTime()
-    updated_at = UTCDateTime()
-
-
 class ProviderSchema(Schema):
     id = fields.String()
     name = fields.String()
@@ -194,34 +166,6 @@ class ProviderSchema(Schema):
     caller_id_in_from = fields.Boolean()
     requires = fields.List(fields.String())
     note = fields.String()
-
-
-class GatewayStatusSchema(Schema):
-    """One gateway's registration, from `sofia xmlstatus gateway` and the gateway_state events."""
-
-    name = fields.String()
-    provider = fields.String()
-    enabled = fields.Boolean()
-    register = fields.Boolean()
-    transport = fields.String()
-    apply_state = fields.String()
-    apply_detail = fields.String(allow_none=True)
-    loaded = fields.Boolean(allow_none=True, metadata={
-        "description": "FreeSWITCH runs it (null: FreeSWITCH not asked or unreachable)"})
-    state = fields.String(allow_none=True, metadata={
-        "description": "sofia state: REGED, NOREG, TRYING, FAILED, FAIL_WAIT, UNREGED, DOWN..."})
-    registered = fields.Boolean()
-    status = fields.String(allow_none=True, metadata={"description": "UP or DOWN"})
-    ping_status = fields.String(allow_none=True)
-    ping_time_ms = fields.Float(allow_none=True)
-    retry = fields.String(allow_none=True)
-    last_change = UTCDateTime(allow_none=True)
-    last_event_at = UTCDateTime(allow_none=True)
-    failure_reason = fields.String(allow_none=True)
-    failure_status_code = fields.Integer(allow_none=True)
-    failure_at = UTCDateTime(allow_none=True)
-    source = fields.String(metadata={"description": "freeswitch | events | none"})
-    freeswitch_error = fields.String(allow_none=True)
 
 
 class EslStateSchema(Schema):

@@ -1,1 +1,1 @@
-"""services/sip."""
+"""The SIP domain: gateways (carrier trunks), their presets, registration state and tests."""

@@ -1,16 +1,19 @@
 """sofia::gateway_state handling as the events process runs it, fed events FreeSWITCH sent.
 
-In-process: the SipService handler, the real database (SQLite and PostgreSQL)
+In-process: the events module's handler (freeswitch/events/sip.py) feeding
+SipService, the real database (SQLite and PostgreSQL)
 and the real Redis, with the CUSTOM events of the captured transcripts
 (06_gateway_state_events_json: reg_fail_gw failing with 503 every ~17 s).
 """
 import json
+from types import SimpleNamespace
 
 import pytest
 
+from freeswitch.events.sip import subscriptions
 from models.sip import SipGateway, SipGatewayState
-from services.publisher import Publisher
 from services.outbox import Outbox
+from services.publisher import Publisher
 from services.redis_client import stream_key
 from services.sip.service import SipService
 from tests.esl_sim.transcripts import transcript_events
@@ -35,9 +38,10 @@ def managed(name):
 
 
 def apply(service, events):
+    handler = subscriptions(SimpleNamespace(sip=service))["sofia::gateway_state"]
     outbox = Outbox()
     for event in events:
-        service.on_gateway_state(event, outbox)
+        handler(event, outbox)
     published = len(outbox)
     outbox.flush()
     return published

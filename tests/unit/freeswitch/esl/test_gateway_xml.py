@@ -13,13 +13,13 @@ from freeswitch.esl.gateway_xml import (
     InvalidGatewayValue,
     OutsideGatewayDir,
     gateway_file_path,
-    parse_gateway_status,
     parse_gateway_xml,
     remove_gateway_file,
     render_gateway_xml,
     write_gateway_file,
 )
-from services.sip.service import PROVIDER_PRESETS
+from freeswitch.esl.sofia_gateways import parse_gateway_status
+from services.sip.presets import PROVIDER_PRESETS
 from tests.esl_sim.transcripts import load_raw, parse_message, server_messages
 
 # Parameters mod_sofia reads from a <gateway> (sofia.c parse_gateways); anything
