@@ -1,43 +1,268 @@
-"""Side effects (publish, enqueue, FreeSWITCH commands) held until the commit succeeds."""
+"""The transactional outbox: news stored with the change it reports, sent to Redis after the commit.
+
+A commit writes its news (publishes, job enqueues) in the same transaction as
+the change, with one bulk insert, then sends it and deletes the sent rows. News
+that could not be sent (Redis down, another sender busy, the process died)
+stays in the table, and the relay (services/outbox_relay.py) sends it later,
+strictly in id order. Other after-commit actions (FreeSWITCH commands) stay in
+memory: they make sense only right after the commit.
+"""
 import contextlib
+import json
 import logging
+import threading
+import time
+import uuid
+
+import peewee
+import redis
 
 from models import db
+from models.db import db_session, utcnow
+from models.outbox import ENQUEUE, PUBLISH, OutboxMessage
 from services.jobs import enqueue_many
+from services.publisher import EncodedJSON, encode_data
+from services.redis_client import KEY_PREFIX
 
 logger = logging.getLogger(__name__)
 
+LOCK_KEY = f"{KEY_PREFIX}outbox:lock"
+WAKE_KEY = f"{KEY_PREFIX}outbox:wake"
+LOCK_TTL_MS = 10_000  # a sender that died holding it blocks the others this long at most
+# How long a commit waits for another sender (milliseconds of work) before it
+# leaves its news to the relay.
+LOCK_WAIT = 0.1
+INSERT_CHUNK = 1000  # rows per INSERT: 5 parameters each, well under SQLite's limit
+CATCH_UP_LIMIT = 500  # older rows a commit sends before its own; the relay sends the rest
+
+# The outermost Outbox.atomic() open in this thread (greenlet, under gevent):
+# an Outbox opened inside it hands its news over, to go out after the outer commit.
+_active = threading.local()
+
+_RELEASE_LUA = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                "return redis.call('DEL', KEYS[1]) end return 0")
+_EXTEND_LUA = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
+               "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
+
+
+def job_path(func):
+    """A job's dotted path ("workers.quality.summarize_call"): stored rows name jobs as text."""
+    if isinstance(func, str):
+        return func
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+class SendLock:
+    """One sender at a time hands stored news to Redis, so each row goes out once, in id order."""
+
+    def __init__(self, redis_conn):
+        self.redis = redis_conn
+        self.token = uuid.uuid4().hex
+
+    def acquire(self, wait=0.0):
+        """True once held; False if another sender still holds it after wait seconds."""
+        deadline = time.monotonic() + wait
+        while not self.redis.set(LOCK_KEY, self.token, nx=True, px=LOCK_TTL_MS):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    def extend(self):
+        self.redis.eval(_EXTEND_LUA, 1, LOCK_KEY, self.token, LOCK_TTL_MS)
+
+    def release(self):
+        try:
+            self.redis.eval(_RELEASE_LUA, 1, LOCK_KEY, self.token)
+        except redis.RedisError:
+            pass  # it expires by itself
+
+
+def wake_relay(redis_conn):
+    """Tell the relay that news waits (it also looks every second by itself)."""
+    try:
+        pipe = redis_conn.pipeline(transaction=False)
+        pipe.lpush(WAKE_KEY, 1)
+        pipe.ltrim(WAKE_KEY, 0, 9)
+        pipe.execute()
+    except redis.RedisError:
+        pass
+
+
+def _group_key(item):
+    kind, sender, target = item[:3]
+    return (kind, id(sender), target if kind == ENQUEUE else None)
+
+
+def _send_group(group):
+    """One round trip: a publisher's messages in order, or one queue's jobs in order."""
+    kind, sender, target = group[0][:3]
+    try:
+        if kind == PUBLISH:
+            result = sender.publish_many([(t, n, d) for _, _, t, n, d in group])
+            return result is not None and None not in result
+        calls = [(name, tuple(args)) for _, _, _, name, args in group]
+        return enqueue_many(sender, target, calls) is not None
+    except redis.RedisError:
+        return False
+    except Exception:  # a malformed message can never go out: drop it, do not block the rest
+        logger.exception("dropping %d outbox messages that cannot be sent", len(group))
+        return True
+
+
+def send_in_order(news):
+    """Hand news [(kind, sender, target, name, data)] to Redis: each publisher's messages
+    in order in one round trip, then each queue's jobs in order in one; the indexes of
+    what went out (after a failure the rest waits for Redis)."""
+    groups = {}
+    for index, item in enumerate(news):
+        groups.setdefault(_group_key(item), []).append(index)
+    sent = []
+    for indexes in groups.values():
+        if not _send_group([news[i] for i in indexes]):
+            break
+        sent += indexes
+    return sorted(sent)
+
+
+# Plain SQL, built without the query builder: a commit runs these three every
+# time, and building a peewee query costs more than running it.
+_TABLE = OutboxMessage._meta.table_name
+
+
+def _placeholders(count, width=1):
+    row = "(" + ", ".join([db.param] * width) + ")"
+    return ", ".join([row] * count) if width > 1 else "(" + ", ".join([db.param] * count) + ")"
+
+
+def store(news):
+    """Write news in one INSERT (per 1000 rows) in the open transaction; the new ids, in order."""
+    now = str(utcnow())
+    ids = []
+    for start in range(0, len(news), INSERT_CHUNK):
+        chunk = news[start:start + INSERT_CHUNK]
+        params = []
+        for kind, _, target, name, data in chunk:
+            params += (kind, target, name, encode_data(data), now)
+        sql = (f"INSERT INTO {_TABLE} (kind, target, name, payload, created_at) VALUES "
+               f"{_placeholders(len(chunk), 5)} RETURNING id")
+        # One statement assigns its ids in row order; RETURNING may list them in any.
+        ids += sorted(row[0] for row in db.execute_sql(sql, params).fetchall())
+    return ids
+
+
+def delete_sent(ids):
+    """One DELETE for the rows that went out."""
+    with db_session(), db.atomic():
+        db.execute_sql(f"DELETE FROM {_TABLE} WHERE id IN {_placeholders(len(ids))}", list(ids))
+
+
+def stored_up_to(last_id, limit):
+    """The ids of stored rows up to last_id, oldest first (at most limit)."""
+    sql = (f"SELECT id FROM {_TABLE} WHERE id <= {db.param} ORDER BY id "
+           f"LIMIT {int(limit)}")
+    with db_session():
+        return [row[0] for row in db.execute_sql(sql, (last_id,)).fetchall()]
+
+
+def send_stored(publisher, redis_conn, limit):
+    """Send up to limit stored rows in id order (the caller holds the SendLock) and delete
+    them; (sent, more): more is True when all went out and others may follow."""
+    with db_session():
+        rows = list(OutboxMessage.select().order_by(OutboxMessage.id).limit(limit))
+    news = [(PUBLISH, publisher, row.target, row.name, EncodedJSON(row.payload))
+            if row.kind == PUBLISH else
+            (row.kind, redis_conn, row.target, row.name, json.loads(row.payload))
+            for row in rows]
+    sent = send_in_order(news)
+    if sent:
+        delete_sent([rows[i].id for i in sent])
+    return len(sent), len(sent) == len(rows) == limit
+
+
+def _redis_of(item):
+    return item[1].redis if item[0] == PUBLISH else item[1]
+
+
+def deliver(stored):
+    """After a commit: send its stored news [(id, news)] and delete it, unless older news
+    waits (then that goes first) or Redis cannot take it now (then the relay sends it)."""
+    ids = [row_id for row_id, _ in stored]
+    news = [item for _, item in stored]
+    redis_conn = _redis_of(news[0])
+    lock = SendLock(redis_conn)
+    try:
+        if not lock.acquire(LOCK_WAIT):
+            wake_relay(redis_conn)
+            return
+    except redis.RedisError as exc:
+        logger.warning("live feed degraded: Redis unreachable (%s); %d messages wait in the "
+                       "outbox", exc, len(news))
+        return
+    try:
+        present = stored_up_to(ids[-1], len(ids) + 1)
+        if not set(present) <= set(ids):
+            # Never overtake older news: send it first, ours with it, in id order.
+            publisher = next((item[1] for item in news if item[0] == PUBLISH), None)
+            if publisher is None or send_stored(publisher, redis_conn,
+                                                CATCH_UP_LIMIT + len(ids))[1]:
+                wake_relay(redis_conn)
+            return
+        # What the relay already sent (it may run while we waited for the lock) is gone.
+        present = set(present)
+        stored = [(row_id, item) for row_id, item in stored if row_id in present]
+        sent = send_in_order([item for _, item in stored])
+        if sent:
+            delete_sent([stored[i][0] for i in sent])
+    except peewee.DatabaseError as exc:
+        logger.warning("outbox: could not read or delete sent rows (%s); the relay will "
+                       "send what is left", exc)
+    finally:
+        lock.release()
+
 
 class Outbox:
-    """Collects callables during a transaction and runs them after commit.
+    """News and actions queued during a transaction, stored with it and sent after its commit.
 
-    The database is the truth and Redis only carries news of it, so nothing is
-    announced before it is committed; a failing side effect is logged and never
-    undoes the committed change.
+    The database is the truth and Redis only carries news of it: nothing is
+    announced before it is committed, nothing committed goes unannounced, and a
+    failing side effect never undoes the committed change.
     """
 
     def __init__(self):
-        self._items = []
-        self._publishes = {}
-        self._jobs = {}
+        self._items = []  # (fn, args, kwargs): in memory only
+        self._news = []  # (kind, sender, target, name, data) not yet stored
+        self._stored = []  # (row id, news) stored in the open transaction
 
     @contextlib.contextmanager
     def atomic(self):
-        """A transaction whose news is sent once it commits (and dropped if it rolls back).
+        """A transaction whose news is stored with it and sent once it commits.
 
-        Nested inside another transaction (a savepoint), the news waits for the
-        outermost commit: whoever opened that one flushes.
+        Nested inside another Outbox.atomic(), the news waits for the outermost
+        commit; inside a transaction no outbox owns, it is stored with that
+        transaction and the relay sends it.
         """
-        outermost = not db.in_transaction()
+        outer = getattr(_active, "outbox", None)
+        if outer is not None or db.in_transaction():
+            with self.savepoint():
+                yield self
+            if outer is None:
+                self._store_pending()
+            elif outer is not self:
+                outer._adopt(self)
+            return
         mark = self.mark()
+        _active.outbox = self
         try:
             with db.atomic():
                 yield self
+                self._store_pending()  # one INSERT, just before the commit
         except BaseException:
             self.rollback_to(mark)
             raise
-        if outermost:
-            self.flush()
+        finally:
+            _active.outbox = None
+        self._after_commit()
 
     @contextlib.contextmanager
     def savepoint(self):
@@ -52,50 +277,72 @@ class Outbox:
 
     def mark(self):
         """Where the queue stands now, for rollback_to()."""
-        return (len(self._items), {k: len(v) for k, v in self._publishes.items()},
-                {k: len(v) for k, v in self._jobs.items()})
+        return len(self._items), len(self._news), len(self._stored)
 
     def rollback_to(self, mark):
         """Forget what was queued after mark (its savepoint rolled back)."""
-        items, publishes, jobs = mark
+        items, news, stored = mark
         del self._items[items:]
-        for store, counts in ((self._publishes, publishes), (self._jobs, jobs)):
-            for key in list(store):
-                keep = counts.get(key, 0)
-                if keep:
-                    del store[key][keep:]
-                else:
-                    del store[key]
+        del self._news[news:]
+        del self._stored[stored:]
 
     def add(self, fn, *args, **kwargs):
+        """Run fn after the commit (in memory only: a FreeSWITCH command, a file removal)."""
         self._items.append((fn, args, kwargs))
 
-    def publish(self, notifier, channel, event_type, data):
-        """Queue a notifier message; a flush sends them all in one Redis round trip."""
-        self._publishes.setdefault(notifier, []).append((channel, event_type, data))
+    def publish(self, publisher, channel, event_type, data):
+        """Announce on a live channel after the commit."""
+        self._news.append((PUBLISH, publisher, channel, event_type, data))
 
     def enqueue(self, redis_conn, queue_name, func, *args):
-        """Queue an RQ job; a flush enqueues each queue's jobs in one pipeline."""
-        self._jobs.setdefault((redis_conn, queue_name), []).append((func, args))
+        """Enqueue the job named func ("workers.module.function") with args after the commit."""
+        self._news.append((ENQUEUE, redis_conn, queue_name, job_path(func), list(args)))
 
     def discard(self):
         self._items.clear()
-        self._publishes.clear()
-        self._jobs.clear()
+        self._news.clear()
+        self._stored.clear()
 
     def __len__(self):
-        return (len(self._items) + sum(map(len, self._publishes.values()))
-                + sum(map(len, self._jobs.values())))
+        return len(self._items) + len(self._news) + len(self._stored)
+
+    def _adopt(self, inner):
+        self._items.extend(inner._items)
+        self._news.extend(inner._news)
+        self._stored.extend(inner._stored)
+        inner.discard()
+
+    def _store_pending(self):
+        news, self._news = self._news, []
+        if news:
+            # Encoded once: the same text is stored and published.
+            news = [(kind, sender, target, name, encode_data(data) if kind == PUBLISH else data)
+                    for kind, sender, target, name, data in news]
+            self._stored.extend(zip(store(news), news))
 
     def flush(self):
-        """Publish (in order), then enqueue, then run the other actions (in order)."""
-        publishes, self._publishes = self._publishes, {}
-        jobs, self._jobs = self._jobs, {}
+        """Send what was queued, for callers that committed with db.atomic() themselves.
+
+        Inside an Outbox.atomic() the news joins it; otherwise it is first stored
+        in a short transaction of its own, so that a Redis outage does not lose it.
+        """
+        outer = getattr(_active, "outbox", None)
+        if outer is not None and outer is not self:
+            outer._adopt(self)
+            return
+        if self._news and db.in_transaction():
+            news, self._news = self._news, []
+            send_in_order(news)  # in a transaction nobody's outbox owns: as before, at once
+        elif self._news:
+            with db_session(), db.atomic():
+                self._store_pending()
+        self._after_commit()
+
+    def _after_commit(self):
+        stored, self._stored = self._stored, []
         items, self._items = self._items, []
-        for notifier, messages in publishes.items():
-            self._safely(notifier.publish_many, messages)
-        for (redis_conn, queue_name), calls in jobs.items():
-            self._safely(enqueue_many, redis_conn, queue_name, calls)
+        if stored:
+            self._safely(deliver, stored)
         for fn, args, kwargs in items:
             self._safely(fn, *args, **kwargs)
 

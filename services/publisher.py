@@ -1,4 +1,4 @@
-"""The envelope publisher under every domain notifier: Redis pub/sub, kept in a capped stream for resume."""
+"""The one envelope publisher under the notifiers: Redis pub/sub, kept in a capped stream."""
 import datetime
 import json
 import logging
@@ -22,9 +22,22 @@ return seq
 """
 
 
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def envelope(channel, event_type, data, seq=0, ts=None):
-    ts = ts or datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-    return {"channel": channel, "type": event_type, "id": seq, "ts": ts, "data": data}
+    return {"channel": channel, "type": event_type, "id": seq, "ts": ts or _now(), "data": data}
+
+
+class EncodedJSON(str):
+    """A message's data already encoded (the outbox stores it so): published as it is."""
+
+
+def encode_data(data):
+    if isinstance(data, EncodedJSON):
+        return data
+    return EncodedJSON(json.dumps(data, separators=(",", ":"), default=str))
 
 
 class Publisher:
@@ -39,9 +52,9 @@ class Publisher:
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel}")
         # "id":0 is placed first in the JSON so the script can fill in the sequence.
-        body = json.dumps(envelope(channel, event_type, data), separators=(",", ":"),
-                          default=str)
-        body = '{"id":0,' + body[1:].replace(',"id":0', "", 1)
+        head = json.dumps({"channel": channel, "type": event_type, "ts": _now()},
+                          separators=(",", ":"))
+        body = '{"id":0,' + head[1:-1] + ',"data":' + encode_data(data) + "}"
         return dict(keys=[redis_client.seq_key(channel), redis_client.stream_key(channel)],
                     args=[body, redis_client.pubsub_channel(channel), self.history])
 

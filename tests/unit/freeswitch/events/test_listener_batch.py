@@ -1,0 +1,58 @@
+"""The events process's batch apply, in process: one transaction per batch, a savepoint per
+event, and news only of what was stored."""
+import json
+
+from freeswitch.events.listener import EventListener
+from models.outbox import OutboxMessage
+from services.publisher import Publisher
+from services.redis_client import stream_key
+
+
+def announce(publisher):
+    def handler(event, outbox):
+        outbox.publish(publisher, "calls", "call.updated", {"id": event["id"]})
+    return handler
+
+
+def announce_then_fail(publisher):
+    def handler(event, outbox):
+        outbox.publish(publisher, "calls", "call.updated", {"id": event["id"]})
+        raise RuntimeError("the handler failed after queueing its news")
+    return handler
+
+
+def announced_ids(redis_conn):
+    return [json.loads(fields[b"m"])["data"]["id"]
+            for _, fields in redis_conn.xrange(stream_key("calls"))]
+
+
+def test_an_event_whose_savepoint_rolls_back_announces_nothing(bound_db, redis_client):
+    publisher = Publisher(redis_client)
+    listener = EventListener({}, {"GOOD": announce(publisher),
+                                  "BAD": announce_then_fail(publisher)}, reconcile=None)
+    listener.apply_batch([("GOOD", {"id": "e1"}), ("BAD", {"id": "e2"}),
+                          ("GOOD", {"id": "e3"}), ("BAD", {"id": "e4"}),
+                          ("GOOD", {"id": "e5"})])
+    # the failed events' news never reaches Redis; the others' does, in order
+    assert announced_ids(redis_client) == ["e1", "e3", "e5"]
+    assert listener.events_applied == 5
+    assert OutboxMessage.select().count() == 0  # sent, then deleted
+
+
+def test_a_batch_announces_after_its_commit_even_when_redis_is_slow_to_return(bound_db,
+                                                                               redis_server):
+    redis_server.stop()
+    try:
+        conn = redis_server.client(socket_timeout=1, socket_connect_timeout=1)
+        publisher = Publisher(conn)
+        listener = EventListener({}, {"GOOD": announce(publisher)}, reconcile=None)
+        listener.apply_batch([("GOOD", {"id": "d1"}), ("GOOD", {"id": "d2"})])
+        # Redis was down: the batch still committed and its news waits in the database
+        assert [json.loads(r.payload)["id"] for r in OutboxMessage.select()] == ["d1", "d2"]
+    finally:
+        redis_server.start()
+    conn.flushall()
+    listener.apply_batch([("GOOD", {"id": "d3"})])
+    # the next batch does not overtake the news that waited
+    assert announced_ids(conn) == ["d1", "d2", "d3"]
+    assert OutboxMessage.select().count() == 0
