@@ -23,7 +23,7 @@ from config import load_config  # noqa: E402
 from freeswitch.events import recordings as recording_events  # noqa: E402
 from freeswitch.events import sip as sip_events  # noqa: E402
 from freeswitch.events.calls import CallEventHandlers  # noqa: E402
-from freeswitch.events.listener import EventListener  # noqa: E402
+from freeswitch.events.listener import RECONCILE_GRACE, EventListener  # noqa: E402
 from services.auth import install_log_redaction  # noqa: E402
 from services.container import build_process_services  # noqa: E402
 from services.health import EVENTS_STATE_KEY  # noqa: E402
@@ -46,14 +46,15 @@ def report_state(listener, redis_conn, interval=5.0):
 
 def build(cfg):
     services = build_process_services(cfg)
-    call_handlers = CallEventHandlers(services.calls)
+    call_handlers = CallEventHandlers(services.calls, grace_seconds=RECONCILE_GRACE)
     handlers = call_handlers.subscriptions()
     for domain in (recording_events, sip_events):
         handlers.update(domain.subscriptions(services))
     listener = EventListener(cfg, handlers, call_handlers.reconcile,
                              batch_size=cfg["EVENT_BATCH_SIZE"], batch_wait=cfg["EVENT_BATCH_WAIT"],
                              reconcile_interval=float(cfg.get("RECONCILE_INTERVAL", 60)),
-                             batch_observer=call_handlers)
+                             batch_observer=call_handlers,
+                             reconcile_suspects=call_handlers.channels_to_check)
     services.listener = listener
     return services, listener
 

@@ -3,6 +3,20 @@ import peewee
 
 from models.db import BaseModel, JSONTextField, new_id, utcnow
 
+# The call status words, defined once (services.calls.state re-exports them).
+INITIATED = "initiated"
+RINGING = "ringing"
+IN_PROGRESS = "in-progress"
+COMPLETED = "completed"
+BUSY = "busy"
+NO_ANSWER = "no-answer"
+FAILED = "failed"
+CANCELED = "canceled"
+
+LIVE_STATUSES = (INITIATED, RINGING, IN_PROGRESS)
+TERMINAL_STATUSES = (COMPLETED, BUSY, NO_ANSWER, FAILED, CANCELED)
+ALL_STATUSES = LIVE_STATUSES + TERMINAL_STATUSES
+
 
 class Call(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=36, default=new_id)
@@ -15,7 +29,7 @@ class Call(BaseModel):
     agent_id = peewee.CharField(max_length=64, null=True, index=True)
     campaign_id = peewee.CharField(max_length=64, null=True, index=True)
     gateway = peewee.CharField(max_length=64, null=True)
-    status = peewee.CharField(max_length=16, default="initiated", index=True)
+    status = peewee.CharField(max_length=16, default=INITIATED, index=True)
     hangup_cause = peewee.CharField(max_length=64, null=True)
     status_reason = peewee.CharField(max_length=255, null=True)
     created_at = peewee.DateTimeField(default=utcnow, index=True)
@@ -45,8 +59,7 @@ class Call(BaseModel):
             (("campaign_id", "created_at"), False),
         )
 
-    LIVE_STATUSES = ("initiated", "ringing", "in-progress")
-
+    LIVE_STATUSES = LIVE_STATUSES
 
     @property
     def is_live(self):

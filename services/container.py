@@ -2,9 +2,9 @@
 from types import SimpleNamespace
 
 from freeswitch.esl.commands import FreeSwitchCommands
-from models import create_tables, db, init_db
+from models import check_schema_current, db, init_db
+from services import live, outbox_relay
 from services.calls.service import CallService
-from services.live import hub as live
 from services.publisher import Publisher
 from services.quality import service as quality
 from services.recordings import service as recordings
@@ -12,15 +12,15 @@ from services.redis_client import make_redis
 from services.sip import service as sip
 
 # The order hooks are registered in is the order they run in.
-DOMAINS = (recordings, sip, quality, live)
+DOMAINS = (recordings, sip, quality, live, outbox_relay)
 
 
 def build_process_services(config):
-    """Bind the database (tables created), make the Redis client and the FreeSWITCH
-    command link, and build the services: the start of the web and events processes."""
+    """Bind the database (refusing one whose schema is older than the code), make the
+    Redis client and the FreeSWITCH command link, and build the services: the start of
+    the web and events processes."""
     init_db(config["DATABASE_URL"])
-    with db.connection_context():
-        create_tables()
+    check_schema_current(db)
     commands = FreeSwitchCommands(config["FREESWITCH_HOST"], config["FREESWITCH_PORT"],
                                   config["FREESWITCH_PASSWORD"],
                                   timeout=config["FREESWITCH_TIMEOUT"],

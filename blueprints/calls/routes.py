@@ -3,6 +3,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from blueprints.access.identity import scoped_to_agent
 from blueprints.calls.schemas import (
     CallEndSchema,
     CallEventSchema,
@@ -12,7 +13,6 @@ from blueprints.calls.schemas import (
     CallUpdateSchema,
 )
 from blueprints.pagination import CallPage
-from blueprints.access.security import scoped_to_agent
 
 blp = Blueprint("calls", __name__, url_prefix="/api/calls",
                 description="Place, track and end calls; the call history.")

@@ -2,9 +2,9 @@
 from marshmallow import Schema, fields, validate
 
 from blueprints.analytics.schemas import QualitySampleSchema
-from services.fields import IDENT, NUMBER, FullMatch, StrictBoolean, UTCDateTime
 from services.calls import state as cs
 from services.calls.schemas import CallSchema  # noqa: F401  (the response schema)
+from services.fields import IDENT, NUMBER, FullMatch, StrictBoolean, UTCDateTime
 
 
 class CallStartSchema(Schema):

@@ -1,4 +1,7 @@
 """The commands this service sends to FreeSWITCH, over a lazily (re)connected link."""
+import dataclasses
+import datetime
+import json
 import logging
 import re
 import time
@@ -26,6 +29,80 @@ def check_uuid(value):
     if not _UUID.fullmatch(value or ""):
         raise ValueError(f"not a channel uuid: {value!r}")
     return value
+
+
+# Channels (reconciliation). `show channels` lags the channel events on a real
+# switch, so a channel missing from it is only taken as gone once `uuid_exists`
+# says so.
+SHOW_CHANNELS = "show channels as json"
+
+
+def parse_channels(body):
+    """`show channels as json` -> its rows (list of dicts); ValueError if it is not that."""
+    text = (body or "").strip()
+    if not text.startswith("{"):
+        raise ValueError(f"unexpected `show channels as json` reply: {text[:200]}")
+    return json.loads(text).get("rows") or []
+
+
+def uuid_dump_command(fs_uuid):
+    return f"uuid_dump {check_uuid(fs_uuid)} json"
+
+
+def parse_uuid_dump(body):
+    """A `uuid_dump <uuid> json` reply -> the channel's variables, or None (gone, garbled)."""
+    text = (body or "").lstrip()
+    if not text.startswith("{"):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def uuid_exists_command(fs_uuid):
+    return f"uuid_exists {check_uuid(fs_uuid)}"
+
+
+def parse_uuid_exists(body):
+    """`uuid_exists` answers `true` or `false`; anything else (-ERR ...) is None: unknown."""
+    answer = (body or "").strip().lower()
+    return {"true": True, "false": False}.get(answer)
+
+
+@dataclasses.dataclass
+class ChannelSnapshot:
+    """What FreeSWITCH had at taken_at (naive UTC, taken BEFORE `show channels` was sent):
+    the `show channels` rows, each with its `uuid_dump` under "_dump" when it could be
+    read, and the channel uuids that `uuid_exists` confirmed gone."""
+
+    taken_at: datetime.datetime
+    rows: list
+    gone: set = dataclasses.field(default_factory=set)
+
+
+def take_channel_snapshot(api, taken_at, suspects, max_queries=5000):
+    """Ask FreeSWITCH, through api(command) -> body, for a ChannelSnapshot.
+
+    suspects(channel uuids) -> the uuids of calls believed live whose channel is
+    not in the list; each is checked with `uuid_exists`. Raises
+    FreeSwitchUnavailable, or ValueError on an unreadable channel list.
+    """
+    rows = parse_channels(api(SHOW_CHANNELS))
+    # `show channels` does not say reliably whether a channel was answered (a
+    # parked, answered call still shows callstate RINGING), so each live
+    # channel's full state comes from `uuid_dump <uuid> json`.
+    for row in rows[:max_queries]:
+        if _UUID.fullmatch(row.get("uuid") or ""):
+            dump = parse_uuid_dump(api(uuid_dump_command(row["uuid"])))
+            if dump is not None:
+                row["_dump"] = dump
+    gone = set()
+    for fs_uuid in list(suspects({row.get("uuid") for row in rows}))[:max_queries]:
+        if _UUID.fullmatch(fs_uuid or "") and \
+                parse_uuid_exists(api(uuid_exists_command(fs_uuid))) is False:
+            gone.add(fs_uuid)
+    return ChannelSnapshot(taken_at, rows, gone)
 
 
 class FreeSwitchCommands:
@@ -122,11 +199,48 @@ class FreeSwitchCommands:
             raise FreeSwitchError(body.strip())
         return True
 
-    def show_channels(self):
-        """`show channels as json` rows (list of dicts)."""
-        import json
-        body = self.api("show channels as json")
-        return json.loads(body).get("rows", []) if body.strip().startswith("{") else []
-
     def close(self):
         self._conn.close()
+
+
+# ----- Recordings (uuid_record; owner: the recordings domain) ---------------
+# MAX_RECORDING_SIZE is enforced as uuid_record's time limit: FreeSWITCH stops
+# writing after limit seconds of 16-bit PCM WAV. When the channel's rate is
+# unknown, narrow-band telephony (8000 Hz: 16,000 bytes a second) is assumed.
+WAV_HEADER_BYTES = 44
+ASSUMED_SAMPLE_RATE = 8000
+BYTES_PER_SAMPLE = 2
+
+
+def recording_limit_seconds(max_bytes, sample_rate=None, channels=1):
+    """Seconds of 16-bit PCM WAV that fit in max_bytes (at least 1)."""
+    rate = sample_rate or ASSUMED_SAMPLE_RATE
+    per_second = rate * BYTES_PER_SAMPLE * max(1, channels)
+    return max(1, (max_bytes - WAV_HEADER_BYTES) // per_second)
+
+
+def _record_path(path):
+    # uuid_record splits its arguments on spaces: such a path would record elsewhere.
+    if not path or re.search(r"\s", path):
+        raise ValueError(f"unusable recording path {path!r}")
+    return path
+
+
+def record_start_command(fs_uuid, path, limit_seconds):
+    """Record a channel to path (WAV), stopping after limit_seconds."""
+    return f"uuid_record {check_uuid(fs_uuid)} start {_record_path(path)} {int(limit_seconds)}"
+
+
+def record_stop_command(fs_uuid, path):
+    return f"uuid_record {check_uuid(fs_uuid)} stop {_record_path(path)}"
+
+
+def read_rate_command(fs_uuid):
+    """Ask a channel's read (sample) rate, in Hz."""
+    return f"uuid_getvar {check_uuid(fs_uuid)} read_rate"
+
+
+def parse_read_rate(reply):
+    """uuid_getvar's reply -> a plausible sample rate, or None when FreeSWITCH cannot tell."""
+    reply = (reply or "").strip()
+    return int(reply) if reply.isdigit() and 4000 <= int(reply) <= 192000 else None

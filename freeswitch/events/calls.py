@@ -1,7 +1,8 @@
 """Channel events -> call-state changes, through CallService's one state machine."""
 import logging
 
-from models import Call, fastsql, utcnow
+from freeswitch.esl.commands import ChannelSnapshot
+from models import utcnow
 from services.calls import state as cs
 from services.calls.service import SOURCE_FS, SOURCE_RECONCILE, CallService, fs_time
 
@@ -33,6 +34,26 @@ def rtp_stats(event):
     return stats or None
 
 
+def call_facts(event):
+    """What a channel event says about a call the API did not start, for adopt()."""
+    return dict(
+        fs_uuid=event["Unique-ID"],
+        direction="inbound" if event.get("Call-Direction") == "inbound" else "outbound",
+        from_number=event.get("Caller-Caller-ID-Number") or event.get("Caller-ANI"),
+        to_number=event.get("Caller-Destination-Number"),
+        caller_id=event.get("Caller-Caller-ID-Name") or event.get("Caller-Caller-ID-Number"),
+        gateway=event.get("variable_sip_gateway_name"),
+        created_at=fs_time(event, "Caller-Channel-Created-Time") or event_time(event))
+
+
+def hangup_facts(event):
+    """FreeSWITCH's figures of a hung-up channel, as Call fields."""
+    return dict(hangup_cause=event.get("Hangup-Cause") or event.get("variable_hangup_cause"),
+                duration=_int(event.get("variable_duration")),
+                billsec=_int(event.get("variable_billsec")),
+                rtp_stats=rtp_stats(event))
+
+
 class CallEventHandlers:
     """Handlers of the channel events; each takes the parsed event and the batch's outbox."""
 
@@ -41,9 +62,21 @@ class CallEventHandlers:
     CACHEABLE = ("CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
                  "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
 
-    def __init__(self, calls: CallService):
+    def __init__(self, calls: CallService, grace_seconds=5.0):
         self.calls = calls
+        self.grace_seconds = grace_seconds
         self._batch = None
+
+    def subscriptions(self):
+        """Every channel event this service handles, and its handler, in one block."""
+        return {
+            "CHANNEL_CREATE": self.on_channel_create,
+            "CHANNEL_PROGRESS": self.on_channel_progress,
+            "CHANNEL_PROGRESS_MEDIA": self.on_channel_progress,
+            "CHANNEL_ANSWER": self.on_channel_answer,
+            "CHANNEL_HANGUP_COMPLETE": self.on_channel_hangup_complete,
+            "BACKGROUND_JOB": self.on_background_job,
+        }
 
     # ----- batch boundaries (called by the listener) ----------------------
     def begin_batch(self):
@@ -63,56 +96,16 @@ class CallEventHandlers:
     def end_batch(self):
         self._batch = None
 
-    def subscriptions(self):
-        """Every channel event this service handles, and its handler, in one block."""
-        return {
-            "CHANNEL_CREATE": self.on_channel_create,
-            "CHANNEL_PROGRESS": self.on_channel_progress,
-            "CHANNEL_PROGRESS_MEDIA": self.on_channel_progress,
-            "CHANNEL_ANSWER": self.on_channel_answer,
-            "CHANNEL_HANGUP_COMPLETE": self.on_channel_hangup_complete,
-            "BACKGROUND_JOB": self.on_background_job,
-        }
-
-    # ----- lookup and adoption -------------------------------------------
-    @staticmethod
-    def find_call(event):
-        call_id = event.get("variable_cc_call_id")
-        if call_id:
-            call = Call.find_by("id", call_id)
-            if call is not None:
-                return call
-        fs_uuid = event.get("Unique-ID")
-        if fs_uuid:
-            return Call.find_by("fs_uuid", fs_uuid)
-        return None
-
-    def adopt(self, event, outbox, source=SOURCE_FS):
-        """Log a call FreeSWITCH has that the API did not start (inbound, or placed elsewhere)."""
-        direction = "inbound" if event.get("Call-Direction") == "inbound" else "outbound"
-        created = fs_time(event, "Caller-Channel-Created-Time") or event_time(event)
-        call = Call(
-            fs_uuid=event["Unique-ID"], direction=direction,
-            from_number=event.get("Caller-Caller-ID-Number") or event.get("Caller-ANI"),
-            to_number=event.get("Caller-Destination-Number"),
-            caller_id=event.get("Caller-Caller-ID-Name") or event.get("Caller-Caller-ID-Number"),
-            gateway=event.get("variable_sip_gateway_name"),
-            status=cs.INITIATED, created_at=created, updated_at=utcnow())
-        call.recording_summary = None  # a call just seen has no recording yet
-        fastsql.insert(call)
-        self.calls.note(call, source, "adopted:" + event.get("Event-Name", "?"), at=created)
-        self.calls._announce(call, "call.initiated", outbox)
-        logger.info("adopted %s call %s (channel %s)", direction, call.id, call.fs_uuid)
-        return call
-
     def _call_for(self, event, outbox):
+        """The event's call (from the batch's cache), adopting an unknown a-leg."""
         key = event.get("Unique-ID")
         cache = self._batch
         if cache is not None and key in cache:
             return cache[key]
-        call = self.find_call(event)
+        call = self.calls.find_for_channel(event.get("variable_cc_call_id"), key)
         if call is None and key and is_a_leg(event):
-            call = self.adopt(event, outbox)
+            call = self.calls.adopt(call_facts(event), outbox, SOURCE_FS,
+                                    event.get("Event-Name", "?"))
         if cache is not None and call is not None and key:
             cache[key] = call
         return call
@@ -123,123 +116,100 @@ class CallEventHandlers:
         if call is None:
             logger.debug("CHANNEL_CREATE of a b-leg ignored: %s", event.get("Unique-ID"))
             return
-        if call.fs_uuid != event.get("Unique-ID") and event.get("Unique-ID"):
-            call.fs_uuid = event["Unique-ID"]
-            call.save()
+        self.calls.set_channel(call, event.get("Unique-ID"))
 
     def on_channel_progress(self, event, outbox):
         call = self._call_for(event, outbox)
-        if call is None:
-            return
-        at = fs_time(event, "Caller-Channel-Progress-Time") or event_time(event)
-        self.calls.transition(call, cs.RINGING, SOURCE_FS, event["Event-Name"], outbox, at=at)
+        if call is not None:
+            at = fs_time(event, "Caller-Channel-Progress-Time") or event_time(event)
+            self.calls.transition(call, cs.RINGING, SOURCE_FS, event["Event-Name"], outbox, at=at)
 
     def on_channel_answer(self, event, outbox):
         call = self._call_for(event, outbox)
-        if call is None:
-            return
-        at = fs_time(event, "Caller-Channel-Answered-Time") or event_time(event)
-        self.calls.transition(call, cs.IN_PROGRESS, SOURCE_FS, "CHANNEL_ANSWER", outbox, at=at)
+        if call is not None:
+            at = fs_time(event, "Caller-Channel-Answered-Time") or event_time(event)
+            self.calls.transition(call, cs.IN_PROGRESS, SOURCE_FS, "CHANNEL_ANSWER", outbox,
+                                  at=at)
 
     def on_channel_hangup_complete(self, event, outbox):
         call = self._call_for(event, outbox)
-        if call is None:
-            return
-        cause = event.get("Hangup-Cause") or event.get("variable_hangup_cause")
-        answered_at = fs_time(event, "Caller-Channel-Answered-Time")
-        ended_at = fs_time(event, "Caller-Channel-Hangup-Time") or event_time(event)
-        facts = dict(hangup_cause=cause,
-                     duration=_int(event.get("variable_duration")),
-                     billsec=_int(event.get("variable_billsec")),
-                     rtp_stats=rtp_stats(event))
-        if answered_at and not call.answered_at:
-            call.answered_at = answered_at
-        status = cs.status_for_hangup(cause, answered=bool(call.answered_at))
-        if self.calls.transition(call, status, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", outbox,
-                                 at=ended_at, **facts):
-            return
-        # Already ended (by the API, or a failed originate): FreeSWITCH's figures are
-        # the authoritative ones, so fill them in, once.
-        changed = {k: v for k, v in facts.items() if v is not None and getattr(call, k) != v}
-        if changed and call.status in cs.TERMINAL:
-            for key, value in changed.items():
-                setattr(call, key, value)
-            call.updated_at = utcnow()
-            call.save()
-            self.calls.note(call, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", at=ended_at)
-            self.calls._announce(call, "call.updated", outbox)
-            self.calls.run_hooks("ended", call, outbox)
+        if call is not None:
+            self.calls.hang_up(
+                call, hangup_facts(event), outbox,
+                at=fs_time(event, "Caller-Channel-Hangup-Time") or event_time(event),
+                answered_at=fs_time(event, "Caller-Channel-Answered-Time"))
 
     def on_background_job(self, event, outbox):
         if event.get("Job-Command") != "originate":
             return
-        call = Call.get_or_none(Call.fs_job_uuid == event.get("Job-UUID"))
+        call = self.calls.find_by_job(event.get("Job-UUID"))
         if call is None:
             logger.debug("BACKGROUND_JOB for an unknown job %s", event.get("Job-UUID"))
             return
         result = (event.get("_body") or "").strip()
-        if result.startswith("+OK"):
-            return
-        cause = result[len("-ERR"):].strip() if result.startswith("-ERR") else result
-        cause = cause.split()[0] if cause else "UNKNOWN"
-        self.calls.transition(call, cs.status_for_hangup(cause, answered=False), SOURCE_FS,
-                              "BACKGROUND_JOB", outbox, at=event_time(event),
-                              hangup_cause=cause[:64], status_reason=f"originate: {result}"[:255])
+        if not result.startswith("+OK"):
+            self.calls.originate_failed(call, result, outbox, at=event_time(event))
 
     # ----- reconciliation ------------------------------------------------
-    def reconcile(self, channels, outbox, grace_seconds=5.0):
-        """Bring the database in line with the channels FreeSWITCH has now.
+    def channels_to_check(self, channel_uuids):
+        """The channels of live calls that a snapshot does not list (ask uuid_exists)."""
+        return [u for u in self.calls.live_channels() if u not in channel_uuids]
 
-        channels are `show channels as json` rows, each with its `uuid_dump`
-        under "_dump" when it could be read. Calls the database thinks are live
-        but FreeSWITCH no longer has are closed; known live calls catch up on
-        what was missed (answered while we were away); unknown a-leg channels
-        are adopted. An `initiated` call younger than grace_seconds may not have
-        its channel yet, so it is left for the next pass (the listener runs one
-        again shortly after each reconnect).
+    def reconcile(self, snapshot: ChannelSnapshot, outbox):
+        """Bring the database in line with the channels FreeSWITCH had at the snapshot.
+
+        Known live calls catch up on what was missed (answered while we were
+        away); unknown a-leg channels are adopted; a live call is closed only
+        when `uuid_exists` confirmed its channel gone. A call with any change
+        newer than the snapshot is not judged by it (its events know better), nor
+        is an `initiated` call younger than the grace period (its originate may
+        still be in flight). Returns (closed, adopted).
         """
-        by_uuid = {row.get("uuid"): row for row in channels if row.get("uuid")}
+        by_uuid = {row.get("uuid"): row for row in snapshot.rows if row.get("uuid")}
         now = utcnow()
-        closed = adopted = 0
-        for call in Call.select().where(Call.status.in_(cs.LIVE)):
+        closed = 0
+        # A list, not a cursor: catching up updates rows, and SQLite would meet a
+        # row again further along the status index.
+        for call in self.calls.live_calls():
             row = by_uuid.pop(call.fs_uuid, None)
+            if call.updated_at and call.updated_at > snapshot.taken_at:
+                continue
             if row is not None:
                 self._catch_up(call, row.get("_dump"), outbox)
-                continue
-            # A call still `initiated` may be an originate in flight whose channel
-            # does not exist yet; one that rang or answered had a channel for sure.
-            if call.status == cs.INITIATED and \
-                    (now - call.created_at).total_seconds() < grace_seconds:
-                continue
-            status = cs.COMPLETED if call.answered_at else cs.FAILED
-            self.calls.transition(call, status, SOURCE_RECONCILE, "reconcile", outbox,
-                                  status_reason="channel gone from FreeSWITCH while its "
-                                                "events were not received")
-            closed += 1
-        if by_uuid:
-            known = {c.fs_uuid for c in
-                     Call.select(Call.fs_uuid).where(Call.fs_uuid.in_(list(by_uuid)))}
-            for uuid, row in by_uuid.items():
-                if uuid in known or (row.get("call_uuid") or uuid) != uuid:
-                    continue  # already logged (ended meanwhile), or a bridged b-leg
-                event = row.get("_dump") or _row_as_event(row)
-                call = self.adopt(event, outbox, source=SOURCE_RECONCILE)
-                self._catch_up(call, row.get("_dump"), outbox)
-                adopted += 1
-        return closed, adopted
+            elif call.fs_uuid in snapshot.gone and not self._in_grace(call, now):
+                closed += self.calls.close_gone(call, outbox)
+        return closed, self._adopt_unknown(by_uuid, outbox)
+
+    def _in_grace(self, call, now):
+        return call.status == cs.INITIATED and \
+            (now - call.created_at).total_seconds() < self.grace_seconds
+
+    def _adopt_unknown(self, by_uuid, outbox):
+        if not by_uuid:
+            return 0
+        known = self.calls.known_channels(list(by_uuid))
+        adopted = 0
+        for uuid, row in by_uuid.items():
+            if uuid in known or (row.get("call_uuid") or uuid) != uuid:
+                continue  # already logged (ended meanwhile), or a bridged b-leg
+            event = row.get("_dump") or _row_as_event(row)
+            call = self.calls.adopt(call_facts(event), outbox, SOURCE_RECONCILE,
+                                    event.get("Event-Name", "?"))
+            self._catch_up(call, row.get("_dump"), outbox)
+            adopted += 1
+        return adopted
 
     def _catch_up(self, call, dump, outbox):
         """Apply what a channel's uuid_dump says happened (answer, progress)."""
         if not dump:
             return
         if dump.get("Answer-State") == "answered":
-            at = fs_time(dump, "Caller-Channel-Answered-Time")
-            self.calls.transition(call, cs.IN_PROGRESS, SOURCE_RECONCILE, "reconcile", outbox,
-                                  at=at)
+            self.calls.catch_up(call, cs.IN_PROGRESS, outbox,
+                                at=fs_time(dump, "Caller-Channel-Answered-Time"))
         elif dump.get("Answer-State") == "early" or \
                 fs_time(dump, "Caller-Channel-Progress-Time"):
-            at = fs_time(dump, "Caller-Channel-Progress-Time")
-            self.calls.transition(call, cs.RINGING, SOURCE_RECONCILE, "reconcile", outbox, at=at)
+            self.calls.catch_up(call, cs.RINGING, outbox,
+                                at=fs_time(dump, "Caller-Channel-Progress-Time"))
 
 
 def _int(value):

@@ -5,7 +5,6 @@ one writer greenlet takes them in batches and applies each batch in ONE
 transaction (SQLite allows one writer, and a transaction per event cannot keep
 up with a burst), then publishes after the commit.
 """
-import json
 import logging
 import time
 
@@ -13,8 +12,9 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from freeswitch.esl.commands import take_channel_snapshot
 from freeswitch.esl.connection import ESLConnection, FreeSwitchUnavailable
-from models import db
+from models import db, utcnow
 from services.outbox import Outbox
 
 logger = logging.getLogger(__name__)
@@ -46,10 +46,15 @@ class EventListener:
     """Keeps one subscribed connection to a FreeSWITCH node alive and applies its events."""
 
     def __init__(self, config, handlers, reconcile, queue_size=200_000,
-                 batch_size=500, batch_wait=0.02, reconcile_interval=60.0, batch_observer=None):
+                 batch_size=500, batch_wait=0.02, reconcile_interval=60.0, batch_observer=None,
+                 reconcile_suspects=None):
         self.config = config
         self.handlers = dict(handlers)
+        # reconcile(snapshot, outbox) -> (closed, adopted) runs in the writer;
+        # reconcile_suspects(channel uuids) -> the live calls' channels the snapshot
+        # lacks, each then checked with uuid_exists (none checked: none closed).
         self.reconcile = reconcile
+        self.reconcile_suspects = reconcile_suspects or (lambda channel_uuids: ())
         self.queue = gevent.queue.Queue(maxsize=queue_size)
         self.batch_size = batch_size
         self.batch_wait = batch_wait
@@ -117,34 +122,28 @@ class EventListener:
                                where)
 
     def request_reconcile(self):
-        """Queue a reconciliation behind the events already received."""
+        """Take a channel snapshot and queue its reconciliation behind the events received.
+
+        The snapshot's time is taken before `show channels` is sent: a call
+        changed after it is not judged by it. Live calls missing from the list
+        are asked about with `uuid_exists` here, on the connection, so the
+        writer only closes calls FreeSWITCH confirmed gone.
+        """
         conn = self._conn
         if conn is None:
             return
+        taken_at = utcnow()
         try:
-            body = conn.api("show channels as json")
+            with db.connection_context():
+                snapshot = take_channel_snapshot(conn.api, taken_at, self.reconcile_suspects,
+                                                 max_queries=MAX_DUMPS)
         except FreeSwitchUnavailable as exc:
             logger.warning("could not list channels for reconciliation: %s", exc)
             return
-        try:
-            rows = json.loads(body).get("rows", [])
-        except ValueError:
-            logger.warning("unexpected `show channels as json` reply: %.200s", body)
+        except ValueError as exc:
+            logger.warning("no reconciliation: %s", exc)
             return
-        # `show channels` does not say reliably whether a channel was answered (a
-        # parked, answered call still shows callstate RINGING), so each live
-        # channel's full state comes from `uuid_dump <uuid> json`.
-        for row in rows[:MAX_DUMPS]:
-            try:
-                dump = conn.api(f"uuid_dump {row.get('uuid')} json")
-            except FreeSwitchUnavailable:
-                return
-            if dump.lstrip().startswith("{"):
-                try:
-                    row["_dump"] = json.loads(dump)
-                except ValueError:
-                    pass
-        self.queue.put((_RECONCILE, rows))
+        self.queue.put((_RECONCILE, snapshot))
 
     def _periodic_reconcile(self):
         while not self._stop.wait(self.reconcile_interval):
@@ -169,16 +168,21 @@ class EventListener:
         return batch
 
     def apply_batch(self, batch):
-        """Apply events in one transaction, each in its own savepoint; publish after commit."""
+        """Apply events in one transaction, each in its own savepoint; publish after commit.
+
+        An event whose handler fails rolls back its savepoint and, with it, the
+        news it had queued: nothing is announced that was not stored. The news of
+        the batch is stored with it (one INSERT) and sent after the commit.
+        """
         outbox = Outbox()
         observer = self.batch_observer
         with db.connection_context():
-            with db.atomic():
+            with outbox.atomic():
                 observer.begin_batch()
                 for name, event in batch:
                     observer.before_event("reconcile" if name is _RECONCILE else name)
                     try:
-                        with db.atomic():
+                        with outbox.savepoint():
                             if name is _RECONCILE:
                                 closed, adopted = self.reconcile(event, outbox)
                                 if closed or adopted:
@@ -192,7 +196,6 @@ class EventListener:
                                          "reconcile" if name is _RECONCILE else name)
                 observer.end_batch()
         self.events_applied += len(batch)
-        outbox.flush()
 
     def run_writer(self):
         while True:

@@ -6,19 +6,20 @@ import uuid
 import peewee
 
 from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
-from models import Call, CallEvent, db, fastsql, utcnow
-from models.recording import Recording
+from models import Call, CallEvent, fastsql, utcnow
+from services.calls import history
 from services.calls import state as cs
+from services.calls.notifier import CallNotifier
 from services.errors import BadGateway, Conflict, NotFound, Unavailable, Unprocessable
-from services.calls.schemas import dump_call
 from services.outbox import Outbox
-from services.recordings.schemas import recording_summary
 
 logger = logging.getLogger(__name__)
 
 SOURCE_API = "api"
 SOURCE_FS = "freeswitch"
 SOURCE_RECONCILE = "reconcile"
+
+GONE_REASON = "channel gone from FreeSWITCH while its events were not received"
 
 
 def fs_time(event, header):
@@ -32,23 +33,16 @@ def fs_time(event, header):
     return datetime.datetime.fromtimestamp(micros / 1e6, datetime.timezone.utc).replace(tzinfo=None)
 
 
-def _int_or_none(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 class CallService:
     """Creates calls, moves them through the state machine and records why.
 
-    Every state change goes through `transition()`, which consults the one
-    state machine in call_state.py, writes the call and its event trail, and
-    queues the announcement in an Outbox that is flushed only after commit.
+    Every state change goes through `transition()`, which asks the one state
+    machine (state.py) to apply it, writes the call and its event trail, and
+    has the CallNotifier queue the news in an outbox sent only after commit.
     """
 
-    def __init__(self, notifier, commands=None, config=None, hooks=None):
-        self.notifier = notifier
+    def __init__(self, publisher, commands=None, config=None, hooks=None):
+        self.notifier = CallNotifier(publisher)
         self.commands = commands
         self.config = config or {}
         # Other domains (recordings, quality) react to call changes through hooks,
@@ -69,38 +63,47 @@ class CallService:
         try:
             return Call.get_by_id(str(call_id))
         except (Call.DoesNotExist, ValueError):
-            raise NotFound(f"call {call_id} not found") from None
+            raise NotFound(f"call {call_id} not found", error_id="call_not_found") from None
 
-    def history_query(self, filters):
-        query = Call.select()
-        for field in ("status", "direction", "agent_id", "campaign_id", "gateway"):
-            value = filters.get(field)
-            if value:
-                query = query.where(getattr(Call, field) == value)
-        if filters.get("date_from"):
-            query = query.where(Call.created_at >= filters["date_from"])
-        if filters.get("date_to"):
-            query = query.where(Call.created_at < filters["date_to"])
-        if filters.get("number"):
-            needle = f"%{filters['number']}%"
-            query = query.where(Call.to_number ** needle | Call.from_number ** needle
-                                | Call.caller_id ** needle)
-        if filters.get("sort", "-created_at") == "created_at":
-            return query.order_by(Call.created_at.asc(), Call.id.asc())
-        return query.order_by(Call.created_at.desc(), Call.id.desc())
+    @staticmethod
+    def history_query(filters):
+        return history.history_query(filters)
 
     @staticmethod
     def attach_recordings(calls):
-        """Load the recordings of a page of calls with one query (not one per call)."""
-        ids = [call.id for call in calls]
-        recordings = {r.call_id: r for r in Recording.select().where(Recording.call.in_(ids))}
-        for call in calls:
-            call.recording_summary = recording_summary(recordings.get(call.id))
-        return calls
+        return history.attach_recordings(calls)
 
     def events_of(self, call_id):
-        call = self.get(call_id)
-        return list(CallEvent.select().where(CallEvent.call == call).order_by(CallEvent.id))
+        return history.trail(self.get(call_id))
+
+    @staticmethod
+    def find_for_channel(call_id, fs_uuid):
+        """The call a channel event belongs to: by our id (cc_call_id), else its channel."""
+        if call_id:
+            call = Call.find_by("id", call_id)
+            if call is not None:
+                return call
+        return Call.find_by("fs_uuid", fs_uuid) if fs_uuid else None
+
+    @staticmethod
+    def find_by_job(job_uuid):
+        return Call.get_or_none(Call.fs_job_uuid == job_uuid)
+
+    @staticmethod
+    def live_calls():
+        """Every live call, as a list: rows updated while it is walked are not met again."""
+        return list(Call.select().where(Call.status.in_(cs.LIVE)))
+
+    @staticmethod
+    def live_channels():
+        """The channel uuids of the live calls."""
+        return [c.fs_uuid for c in Call.select(Call.fs_uuid).where(
+            Call.status.in_(cs.LIVE) & Call.fs_uuid.is_null(False))]
+
+    @staticmethod
+    def known_channels(fs_uuids):
+        """Which of fs_uuids already belong to a call."""
+        return {c.fs_uuid for c in Call.select(Call.fs_uuid).where(Call.fs_uuid.in_(fs_uuids))}
 
     # ----- the state machine ---------------------------------------------
     def transition(self, call, status, source, event_name, outbox, strict=False, at=None,
@@ -111,21 +114,13 @@ class CallService:
         and reconciliation treat repeats and stale moves as no-ops, so replayed
         or reordered events change nothing.
         """
-        try:
-            if not cs.decide(call.status, status, strict):
-                return False
-        except cs.InvalidTransition as exc:
-            raise Conflict(str(exc)) from None
         at = at or utcnow()
-        previous = call.status
-        call.status = status
-        if status == cs.RINGING:
-            call.ringing_at = call.ringing_at or at
-        elif status == cs.IN_PROGRESS:
-            call.answered_at = call.answered_at or at
-        elif status in cs.TERMINAL:
-            call.ended_at = call.ended_at or at
-            self._fill_durations(call)
+        try:
+            previous = cs.apply(call, status, strict, at)
+        except cs.InvalidTransition as exc:
+            raise Conflict(str(exc), error_id="invalid_transition") from None
+        if previous is None:
+            return False
         for key, value in fields.items():
             if value is not None:
                 setattr(call, key, value)
@@ -134,32 +129,83 @@ class CallService:
         fastsql.insert(CallEvent(call=call, source=source, event_name=event_name,
                                  from_status=previous, to_status=status, created_at=at,
                                  data=data))
-        self._announce(call, cs.event_type(status), outbox)
+        self.notifier.call_changed(call, outbox)
         if status == cs.IN_PROGRESS:
             self.run_hooks("answered", call, outbox)
         elif status in cs.TERMINAL:
             self.run_hooks("ended", call, outbox)
         return True
 
-    @staticmethod
-    def _fill_durations(call):
-        if call.ended_at and call.duration is None:
-            call.duration = max(0, int((call.ended_at - call.created_at).total_seconds()))
-        if call.billsec is None:
-            if call.answered_at and call.ended_at:
-                call.billsec = max(0, int((call.ended_at - call.answered_at).total_seconds()))
-            else:
-                call.billsec = 0
-
-    def _announce(self, call, event_type, outbox):
-        data = dump_call(call)  # snapshot now: later changes in the batch must not leak in
-        outbox.publish(self.notifier, "calls", event_type, data)
-
     def note(self, call, source, event_name, data=None, at=None):
         """Record a noteworthy event that is not a state change."""
         fastsql.insert(CallEvent(call=call, source=source, event_name=event_name,
                                  from_status=call.status, to_status=call.status,
                                  created_at=at or utcnow(), data=data))
+
+    # ----- what FreeSWITCH tells -----------------------------------------
+    def adopt(self, facts, outbox, source=SOURCE_FS, event_name="?"):
+        """Log a call FreeSWITCH has that the API did not start (inbound, or placed elsewhere).
+
+        facts: fs_uuid, direction, from_number, to_number, caller_id, gateway, created_at.
+        """
+        call = Call(updated_at=utcnow(), **facts)
+        call.recording_summary = None  # a call just seen has no recording yet
+        fastsql.insert(call)
+        self.note(call, source, "adopted:" + event_name, at=call.created_at)
+        self.notifier.call_initiated(call, outbox)
+        logger.info("adopted %s call %s (channel %s)", call.direction, call.id, call.fs_uuid)
+        return call
+
+    @staticmethod
+    def set_channel(call, fs_uuid):
+        """The call's channel is fs_uuid (FreeSWITCH may name it differently than asked)."""
+        if fs_uuid and call.fs_uuid != fs_uuid:
+            call.fs_uuid = fs_uuid
+            call.save()
+
+    def hang_up(self, call, facts, outbox, at=None, answered_at=None):
+        """A channel hung up: end its call with the status its cause means, or, if it had
+        already ended, record FreeSWITCH's figures. facts: hangup_cause, duration,
+        billsec, rtp_stats."""
+        if answered_at and not call.answered_at:
+            call.answered_at = answered_at
+        status = cs.status_for_hangup(facts.get("hangup_cause"), answered=bool(call.answered_at))
+        if self.transition(call, status, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", outbox,
+                           at=at, **facts):
+            return True
+        self.apply_hangup_facts(call, facts, outbox, at=at)
+        return False
+
+    def apply_hangup_facts(self, call, facts, outbox, at=None):
+        """An ended call (by the API, or a failed originate) gets FreeSWITCH's figures,
+        the authoritative ones, once."""
+        changed = {k: v for k, v in facts.items() if v is not None and getattr(call, k) != v}
+        if not changed or call.status not in cs.TERMINAL:
+            return False
+        for key, value in changed.items():
+            setattr(call, key, value)
+        call.updated_at = utcnow()
+        call.save()
+        self.note(call, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", at=at)
+        self.notifier.call_updated(call, outbox)
+        self.run_hooks("ended", call, outbox)
+        return True
+
+    def originate_failed(self, call, result, outbox, at=None):
+        """The originate's BACKGROUND_JOB said -ERR <cause>: the call ends, never answered."""
+        cause = cs.originate_failure_cause(result)
+        return self.transition(call, cs.status_for_originate_failure(cause), SOURCE_FS,
+                               "BACKGROUND_JOB", outbox, at=at, hangup_cause=cause[:64],
+                               status_reason=f"originate: {result}"[:255])
+
+    def close_gone(self, call, outbox):
+        """Reconciliation found the call's channel gone and its hangup missed."""
+        return self.transition(call, cs.reconcile_verdict(bool(call.answered_at)),
+                               SOURCE_RECONCILE, "reconcile", outbox, status_reason=GONE_REASON)
+
+    def catch_up(self, call, status, outbox, at=None):
+        """Reconciliation saw the channel answered (or ringing) while its event was missed."""
+        return self.transition(call, status, SOURCE_RECONCILE, "reconcile", outbox, at=at)
 
     # ----- API actions ---------------------------------------------------
     def start(self, args, idempotency_key=None):
@@ -173,9 +219,8 @@ class CallService:
             self.commands.dialstring(args["to"], gateway)
         except ValueError as exc:
             raise Unprocessable(str(exc), errors={"json": {"to": [str(exc)]}}) from None
-        outbox = Outbox()
         try:
-            with db.atomic():
+            with Outbox().atomic() as outbox:
                 call = Call.create(
                     fs_uuid=str(uuid.uuid4()), fs_job_uuid=str(uuid.uuid4()),
                     direction="outbound", to_number=args["to"],
@@ -186,15 +231,14 @@ class CallService:
                     record=bool(args.get("record")), record_format=args.get("record_format"),
                     idempotency_key=idempotency_key)
                 CallEvent.create(call=call, source=SOURCE_API, event_name="api.start",
-                                 to_status=cs.INITIATED)
-                self._announce(call, "call.initiated", outbox)
+                                 to_status=call.status)
+                self.notifier.call_initiated(call, outbox)
         except peewee.IntegrityError:
             # Another request with the same Idempotency-Key won the race.
             existing = Call.get_or_none(Call.idempotency_key == idempotency_key)
             if existing is None:
                 raise
             return self._replayed(existing, args), False
-        outbox.flush()
         self._originate(call)
         return call, True
 
@@ -203,7 +247,8 @@ class CallService:
         """The call an Idempotency-Key already made, if it was made for the same agent:
         one agent must not read another's call by guessing or reusing its key."""
         if existing.agent_id != args.get("agent_id"):
-            raise Conflict("this Idempotency-Key was already used for another agent's call")
+            raise Conflict("this Idempotency-Key was already used for another agent's call",
+                           error_id="idempotency_key_reused")
         return existing
 
     def _originate(self, call):
@@ -216,36 +261,29 @@ class CallService:
         except FreeSwitchUnavailable as exc:
             self._fail(call, f"FreeSWITCH unreachable: {exc}", "api.originate_failed")
             raise Unavailable(f"FreeSWITCH is unreachable; the call was not placed ({exc})",
-                              headers={"Retry-After": "5"}) from None
+                              headers={"Retry-After": "5"},
+                              error_id="freeswitch_unavailable") from None
         except (FreeSwitchError, ValueError) as exc:
             self._fail(call, f"originate refused: {exc}", "api.originate_failed")
-            raise BadGateway(f"FreeSWITCH refused the call: {exc}") from None
+            raise BadGateway(f"FreeSWITCH refused the call: {exc}",
+                             error_id="originate_refused") from None
 
     def _fail(self, call, reason, event_name):
-        outbox = Outbox()
-        with db.atomic():
+        with Outbox().atomic() as outbox:
             call = Call.get_by_id(call.id)
             self.transition(call, cs.FAILED, SOURCE_API, event_name, outbox,
                             status_reason=reason[:255])
-        outbox.flush()
 
     def update(self, call_id, changes):
         """Apply an API update: status through the state machine, notes, outcome, metadata."""
-        outbox = Outbox()
-        with db.atomic():
+        with Outbox().atomic() as outbox:
             call = self.get(call_id)
             if "notes" in changes:
                 call.notes = changes["notes"]
             if "outcome" in changes:
                 call.outcome = changes["outcome"]
             if changes.get("metadata") is not None:
-                merged = dict(call.metadata or {})
-                for key, value in changes["metadata"].items():
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = value
-                call.metadata = merged
+                call.metadata = _merged(call.metadata, changes["metadata"])
             if changes.get("quality"):
                 for fn in self.hooks.get("quality_sample", ()):
                     fn(call, changes["quality"], outbox)
@@ -256,9 +294,8 @@ class CallService:
             if not changed:
                 call.updated_at = utcnow()
                 call.save()
-                self._announce(call, "call.updated", outbox)
+                self.notifier.call_updated(call, outbox)
                 self.run_hooks("updated", call, outbox)
-        outbox.flush()
         return call
 
     def end(self, call_id, outcome=None, notes=None):
@@ -269,37 +306,45 @@ class CallService:
                 self.commands.uuid_kill(call.fs_uuid)
             except FreeSwitchUnavailable as exc:
                 raise Unavailable(f"FreeSWITCH is unreachable; the call is still up ({exc})",
-                                  headers={"Retry-After": "5"}) from None
+                                  headers={"Retry-After": "5"},
+                                  error_id="freeswitch_unavailable") from None
             except FreeSwitchError as exc:
-                raise BadGateway(f"FreeSWITCH refused to hang up: {exc}") from None
-        outbox = Outbox()
-        with db.atomic():
+                raise BadGateway(f"FreeSWITCH refused to hang up: {exc}",
+                                 error_id="hangup_refused") from None
+        with Outbox().atomic() as outbox:
             call = self.get(call_id)
             if outcome is not None:
                 call.outcome = outcome
             if notes is not None:
                 call.notes = notes
             if call.is_live:
-                answered = call.status == cs.IN_PROGRESS
-                self.transition(call, cs.COMPLETED if answered else cs.CANCELED, SOURCE_API,
-                                "api.end", outbox,
-                                hangup_cause="NORMAL_CLEARING" if answered else "ORIGINATOR_CANCEL")
+                status, cause = cs.api_end(call.status)
+                self.transition(call, status, SOURCE_API, "api.end", outbox, hangup_cause=cause)
             else:
                 call.save()
-                self._announce(call, "call.updated", outbox)
+                self.notifier.call_updated(call, outbox)
                 self.run_hooks("updated", call, outbox)
-        outbox.flush()
         return call
 
     def delete(self, call_id):
         """Delete an ended call, its event trail and (through hooks) its recordings."""
-        outbox = Outbox()
-        with db.atomic():
+        with Outbox().atomic() as outbox:
             call = self.get(call_id)
             if call.is_live:
-                raise Conflict(f"call {call_id} is {call.status}; end it before deleting it")
+                raise Conflict(f"call {call_id} is {call.status}; end it before deleting it",
+                               error_id="call_live")
             self.run_hooks("deleting", call, outbox)
             CallEvent.delete().where(CallEvent.call == call).execute()
             call.delete_instance()
-            outbox.add(self.notifier.publish, "calls", "call.deleted", {"id": call.id})
-        outbox.flush()
+            self.notifier.call_deleted(call.id, outbox)
+
+
+def _merged(metadata, changes):
+    """metadata with changes applied: a None value removes its key."""
+    merged = dict(metadata or {})
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged

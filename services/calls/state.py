@@ -1,23 +1,22 @@
-"""The call state machine: which status may follow which, and what a hangup cause means."""
+"""The call state machine: which status may follow which, and what ends a call with which status."""
+from models.call import (  # noqa: F401  (re-exported: the status words of services and blueprints)
+    ALL_STATUSES,
+    BUSY,
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    INITIATED,
+    LIVE_STATUSES,
+    NO_ANSWER,
+    RINGING,
+    TERMINAL_STATUSES,
+)
+from models.db import utcnow
 
-INITIATED = "initiated"
-RINGING = "ringing"
-IN_PROGRESS = "in-progress"
-COMPLETED = "completed"
-BUSY = "busy"
-NO_ANSWER = "no-answer"
-FAILED = "failed"
-CANCELED = "canceled"
-
-LIVE = (INITIATED, RINGING, IN_PROGRESS)
-TERMINAL = (COMPLETED, BUSY, NO_ANSWER, FAILED, CANCELED)
-ALL = LIVE + TERMINAL
-
-# Rank orders the live states: an event that would move a call backwards
-# (a late CHANNEL_PROGRESS after CHANNEL_ANSWER) is stale, not a transition.
-_RANK = {INITIATED: 0, RINGING: 1, IN_PROGRESS: 2}
-for _s in TERMINAL:
-    _RANK[_s] = 3
+LIVE = LIVE_STATUSES
+TERMINAL = TERMINAL_STATUSES
+ALL = ALL_STATUSES
 
 ALLOWED = {
     INITIATED: {RINGING, IN_PROGRESS, COMPLETED, BUSY, NO_ANSWER, FAILED, CANCELED},
@@ -37,6 +36,10 @@ NO_ANSWER_CAUSES = {"NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT",
                     "PROGRESS_TIMEOUT", "RECOVERY_ON_TIMER_EXPIRE"}
 CANCEL_CAUSES = {"ORIGINATOR_CANCEL", "LOSE_RACE", "PICKED_OFF", "MANAGER_REQUEST"}
 
+# The causes this service records when it ends a call itself (POST /end).
+API_END_ANSWERED_CAUSE = "NORMAL_CLEARING"
+API_END_UNANSWERED_CAUSE = "ORIGINATOR_CANCEL"
+
 
 class InvalidTransition(Exception):
     """The requested status cannot follow the current one."""
@@ -53,7 +56,7 @@ def event_type(status):
 
 
 def status_for_hangup(cause, answered):
-    """The terminal status of a call that hung up with cause."""
+    """The terminal status of a call that hung up with cause (a channel event)."""
     if answered:
         return COMPLETED
     cause = (cause or "").upper()
@@ -64,6 +67,31 @@ def status_for_hangup(cause, answered):
     if cause in CANCEL_CAUSES:
         return CANCELED
     return FAILED
+
+
+def originate_failure_cause(result):
+    """The hangup cause in a failed originate's BACKGROUND_JOB body ("-ERR USER_BUSY")."""
+    result = (result or "").strip()
+    cause = result[len("-ERR"):].strip() if result.startswith("-ERR") else result
+    return cause.split()[0] if cause else "UNKNOWN"
+
+
+def status_for_originate_failure(cause):
+    """The terminal status of a call whose originate failed: it was never answered."""
+    return status_for_hangup(cause, answered=False)
+
+
+def api_end(current):
+    """(status, hangup_cause) for a live call hung up through the API."""
+    if current == IN_PROGRESS:
+        return COMPLETED, API_END_ANSWERED_CAUSE
+    return CANCELED, API_END_UNANSWERED_CAUSE
+
+
+def reconcile_verdict(answered):
+    """The status of a call whose channel FreeSWITCH no longer has and whose hangup was
+    missed: completed if it had been answered, else failed."""
+    return COMPLETED if answered else FAILED
 
 
 def decide(current, requested, strict):
@@ -85,5 +113,32 @@ def decide(current, requested, strict):
     return False
 
 
-def is_stale(current, requested):
-    return _RANK[requested] < _RANK[current]
+def apply(call, requested, strict=False, at=None):
+    """Move call to requested if allowed (see decide); return the status it had, or None.
+
+    The one place that writes a call's status, with the timestamps and
+    durations that go with reaching it; the caller stores the row.
+    """
+    if not decide(call.status, requested, strict):
+        return None
+    at = at or utcnow()
+    previous = call.status
+    call.status = requested
+    if requested == RINGING:
+        call.ringing_at = call.ringing_at or at
+    elif requested == IN_PROGRESS:
+        call.answered_at = call.answered_at or at
+    elif requested in TERMINAL:
+        call.ended_at = call.ended_at or at
+        _fill_durations(call)
+    return previous
+
+
+def _fill_durations(call):
+    if call.ended_at and call.duration is None:
+        call.duration = max(0, int((call.ended_at - call.created_at).total_seconds()))
+    if call.billsec is None:
+        if call.answered_at and call.ended_at:
+            call.billsec = max(0, int((call.ended_at - call.answered_at).total_seconds()))
+        else:
+            call.billsec = 0

@@ -1,0 +1,38 @@
+"""Reading the call log: the filtered history, a page's recordings, a call's event trail."""
+from models import Call, CallEvent
+from models.recording import Recording
+from services.recordings.schemas import recording_summary
+
+
+def history_query(filters):
+    """The calls matching filters (status, direction, agent, campaign, gateway, dates, number)."""
+    query = Call.select()
+    for field in ("status", "direction", "agent_id", "campaign_id", "gateway"):
+        value = filters.get(field)
+        if value:
+            query = query.where(getattr(Call, field) == value)
+    if filters.get("date_from"):
+        query = query.where(Call.created_at >= filters["date_from"])
+    if filters.get("date_to"):
+        query = query.where(Call.created_at < filters["date_to"])
+    if filters.get("number"):
+        needle = f"%{filters['number']}%"
+        query = query.where(Call.to_number ** needle | Call.from_number ** needle
+                            | Call.caller_id ** needle)
+    if filters.get("sort", "-created_at") == "created_at":
+        return query.order_by(Call.created_at.asc(), Call.id.asc())
+    return query.order_by(Call.created_at.desc(), Call.id.desc())
+
+
+def attach_recordings(calls):
+    """Load the recordings of a page of calls with one query (not one per call)."""
+    ids = [call.id for call in calls]
+    recordings = {r.call_id: r for r in Recording.select().where(Recording.call.in_(ids))}
+    for call in calls:
+        call.recording_summary = recording_summary(recordings.get(call.id))
+    return calls
+
+
+def trail(call):
+    """The call's event trail, oldest first."""
+    return list(CallEvent.select().where(CallEvent.call == call).order_by(CallEvent.id))
