@@ -1,17 +1,17 @@
 """The application factory: config, database, Redis, Api, Sock, blueprints, errors, CLI."""
-import http
 import logging
 
 import click
-import peewee
-from flask import Flask, jsonify
+from flask import Flask
 from flask_smorest import Api
 from flask_sock import Sock
 
-from blueprints.access import security
+from blueprints import access
+from blueprints.access.timing import install_request_timing
 from blueprints.analytics.routes import blp as analytics_blp
 from blueprints.auth.routes import blp as auth_blp
 from blueprints.calls.routes import blp as calls_blp
+from blueprints.errors import ErrorSchema, register_error_handlers
 from blueprints.health.routes import blp as health_blp
 from blueprints.recordings.routes import blp as recordings_blp
 from blueprints.sip.routes import blp as sip_blp
@@ -20,8 +20,6 @@ from blueprints.ws.metrics_routes import blp as metrics_blp
 from config import load_config
 from models import create_tables, db
 from services.container import build_process_services
-from services.errors import ServiceError
-from services.live.hub import install_request_timing
 
 # Order matters for routing: /api/calls/recordings and /api/calls/statistics are
 # registered before the /api/calls/<id> routes could shadow them (they cannot,
@@ -33,7 +31,10 @@ logger = logging.getLogger(__name__)
 
 
 class CallCenterApi(Api):
-    """flask-smorest's Api, documenting X-Pagination as what it is on the wire."""
+    """flask-smorest's Api, documenting X-Pagination as what it is on the wire and the
+    error body with its error_id."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def _register_pagination_header(self):
         # The header carries JSON text; an object schema would tell client
@@ -43,41 +44,6 @@ class CallCenterApi(Api):
                            "last_page, page, previous_page, next_page. `total` is exact up "
                            "to 10,000 and reads 10,001 beyond.",
             "schema": {"type": "string"}}, lazy=True)
-
-
-def _error_json(code, message, errors=None):
-    body = {"code": code, "status": http.HTTPStatus(code).phrase, "message": message}
-    if errors:
-        body["errors"] = errors
-    return body
-
-
-def register_error_handlers(app):
-    @app.errorhandler(ServiceError)
-    def service_error(exc):
-        response = jsonify(_error_json(exc.code, exc.message, exc.errors))
-        response.status_code = exc.code
-        response.headers.update(exc.headers)
-        return response
-
-    @app.errorhandler(peewee.IntegrityError)
-    def integrity_error(exc):
-        db.rollback() if not db.is_closed() else None
-        return jsonify(_error_json(409, "conflicts with stored data")), 409
-
-    @app.errorhandler(peewee.DataError)
-    def data_error(exc):
-        # A value the database cannot hold (out of range for its column type).
-        logger.warning("database refused a value: %s", str(exc).splitlines()[0][:200])
-        return jsonify(_error_json(422, "a value is out of the range that can be stored")), 422
-
-    @app.errorhandler(peewee.OperationalError)
-    @app.errorhandler(peewee.InterfaceError)
-    def database_down(exc):
-        logger.error("database unavailable: %s", exc)
-        response = jsonify(_error_json(503, "the database is unavailable; try again shortly"))
-        response.headers["Retry-After"] = "5"
-        return response, 503
 
 
 def register_cli(app):
@@ -113,7 +79,7 @@ def create_app(config=None):
             db.close()
 
     api = CallCenterApi(app)
-    security.init_app(app, api)  # before the blueprints: it documents each route's role
+    access.init_app(app, api)  # before the blueprints: it documents each route's role
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
     sock = Sock(app)

@@ -185,7 +185,7 @@ def history_sql_breakdown(url):
     from models import Call, db, init_db
     from services.calls.service import CallService
     init_db(url)
-    service = CallService(notifier=None)
+    service = CallService(None)
     print("  history SQL in-process (median of 10): COUNT(*) for X-Pagination vs the page")
     with db.connection_context():
         for label, filters in (("no filter", {}), ("agent_id filter", {"agent_id": AGENTS[3]}),

@@ -137,7 +137,7 @@ def main(argv=None):
     parser.add_argument("--chunk", type=int, default=1000, help="rows per INSERT statement")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-rollups", action="store_true",
-                        help="skip `services.quality.rollups rebuild` after inserting")
+                        help="skip `workers.rollups rebuild` after inserting")
     args = parser.parse_args(argv)
     timings = seed(args.database_url, args.calls, args.days, args.chunk, args.seed,
                    rebuild_rollups=not args.no_rollups)

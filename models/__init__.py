@@ -1,13 +1,23 @@
-"""peewee models and the database set-up; `ALL_MODELS` is what create_tables makes."""
+"""peewee models and the database set-up; the schema itself comes from models/migrations."""
 # ruff: noqa: I001  (order matters: the domain models import models.call)
 from models.db import BaseModel, db, init_db, is_sqlite, make_database, new_id, utcnow  # noqa: F401
 from models.call import Call, CallEvent  # noqa: F401
 from models import fastsql  # noqa: F401
 from models import recording as _recording, sip as _sip, quality as _quality, auth as _auth
+from models import outbox as _outbox
+from models.migrations import SchemaOutdated, check_schema_current, upgrade  # noqa: F401
 
-ALL_MODELS = [Call, CallEvent] + _recording.MODELS + _sip.MODELS + _quality.MODELS + _auth.MODELS
+# Every table the models declare: the migrations must build exactly these
+# (tests/unit/models/test_migrations.py compares them).
+ALL_MODELS = ([Call, CallEvent] + _recording.MODELS + _sip.MODELS + _quality.MODELS
+              + _auth.MODELS + _outbox.MODELS)
+
+
+def migrate_database():
+    """Bring the bound database to the newest schema (what `python -m models.migrate` does)."""
+    return upgrade(db)
 
 
 def create_tables():
-    """Create missing tables and indexes; safe to run any number of times."""
-    db.create_tables(ALL_MODELS, safe=True)
+    """The old name of migrate_database(), for scripts not yet renamed: runs the migrations."""
+    return upgrade(db)

@@ -1,5 +1,7 @@
 """Domain logic shared by the web, events and worker processes.
 
-calls.py is the one call state machine and call service; notifier.py is the only
-thing that publishes; outbox.py runs side effects after a commit.
+One package per domain (calls, recordings, sip, quality, live), each with its
+service, its notifier (the only publisher on its channel) and its wire schemas;
+beside them the outbox (news stored with the change and sent after the commit),
+the envelope publisher, the job queues and the container that wires a process.
 """

@@ -154,11 +154,11 @@ def db_url(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bound_db(db_url):
-    """The peewee proxy bound to db_url in the test process, tables created."""
-    from models import create_tables, db, init_db
+    """The peewee proxy bound to db_url in the test process, its schema made by the migrations."""
+    from models import db, init_db, migrate_database
     init_db(db_url)
     db.connect(reuse_if_open=True)
-    create_tables()
+    migrate_database()
     yield db
     if not db.is_closed():
         db.close()
@@ -193,14 +193,14 @@ class Stack:
 
     def authenticate(self, role="admin", agent_id=None):
         """Create an API key in the stack's database and send it with every request."""
-        from models import create_tables, db, make_database
+        from models import db, make_database, migrate_database
         from services.auth import create_key
         previous = db.obj
         database = make_database(self.env["DATABASE_URL"])
         db.initialize(database)  # the key goes into the stack's database, then unbind
         try:
             with database.connection_context():
-                create_tables()
+                migrate_database()  # as the release step does, before any process starts
                 key = create_key(role, f"test-{role}-{uuid.uuid4().hex[:8]}", agent_id=agent_id)
         finally:
             db.initialize(previous)

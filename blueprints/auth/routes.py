@@ -3,8 +3,8 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from blueprints.access.identity import current_principal
 from blueprints.auth.schemas import PrincipalSchema, TokenSchema
-from blueprints.access.security import current_principal
 from services.auth import TokenService
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth",
