@@ -21,6 +21,8 @@ from services.sip.presets import preset_of
 logger = logging.getLogger(__name__)
 
 APPLIED, PENDING, FAILED, REMOVING = SipGateway.APPLY_STATES
+# The detail of a row a request is applying now (pending, but FreeSWITCH not known away).
+APPLYING = "being applied to FreeSWITCH"
 
 
 class ApplyOutcome:

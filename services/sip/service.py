@@ -17,6 +17,9 @@ Registration state comes from two places: `sofia xmlstatus gateway <name>`
 (asked by GET /api/sip/status) and `sofia::gateway_state` events, which the
 events process (freeswitch/events/sip.py) hands to record_gateway_state; it
 stores them in SipGatewayState and they are published on the `sip` channel.
+A routine refresh of a registered gateway (UNREGED, TRYING, REGISTER 200 OK,
+REGED) publishes nothing and stores only which event was seen last; a failure
+(FAILED/TIMEOUT, any non-2xx answer, FAIL_WAIT) is stored and published at once.
 """
 import datetime
 import json
@@ -35,11 +38,16 @@ from services.crypto import SecretBox
 from services.errors import BadGateway, Conflict, NotFound, Unavailable
 from services.health import EVENTS_STATE_KEY
 from services.sip import configuration, registration
-from services.sip.applier import FAILED, PENDING, REMOVING, GatewayApplier
+from services.sip.applier import APPLYING, FAILED, PENDING, REMOVING, GatewayApplier
 from services.sip.notifier import SipNotifier
 from services.sip.tester import GatewayTester
 
 logger = logging.getLogger(__name__)
+
+# A web request applies a gateway in a few seconds (killgw, rescan, two waits
+# of SofiaGatewayControl.settle_timeout): a row still marked APPLYING after
+# this long was left by a request that died, and the retry loop takes it.
+ABANDONED_AFTER_SECONDS = 60
 
 
 class SipService:
@@ -143,7 +151,7 @@ class SipService:
     def _mark_changed(gateway, insert):
         if not insert:
             gateway.version += 1
-        gateway.apply_state, gateway.apply_detail = PENDING, "being applied to FreeSWITCH"
+        gateway.apply_state, gateway.apply_detail = PENDING, APPLYING
         gateway.updated_at = utcnow()
         gateway.save(force_insert=insert)
 
@@ -157,15 +165,26 @@ class SipService:
         return success_code
 
     # ----- the events process: pending work ------------------------------------------
-    def apply_pending(self, min_age=2.0):
-        """Apply what FreeSWITCH missed while unreachable; returns how many were handled."""
-        cutoff = utcnow() - datetime.timedelta(seconds=min_age)
-        rows = list(SipGateway.select().where(SipGateway.apply_state.in_([PENDING, REMOVING])
-                                              & (SipGateway.updated_at <= cutoff)))
+    def apply_pending(self, min_age=2.0, abandoned_after=ABANDONED_AFTER_SECONDS):
+        """Apply what FreeSWITCH missed while unreachable; returns how many were handled.
+
+        A row marked pending only because a web request is applying it right now
+        (its detail is still APPLYING) is left to that request: taking it too would
+        apply it twice and log a comeback of FreeSWITCH that never happened. It is
+        taken only once it is older than any application takes (the request died).
+        """
+        now = utcnow()
+        rows = [gateway for gateway in SipGateway.select().where(
+                    SipGateway.apply_state.in_([PENDING, REMOVING])
+                    & (SipGateway.updated_at <= now - datetime.timedelta(seconds=min_age)))
+                if gateway.apply_detail != APPLYING
+                or gateway.updated_at <= now - datetime.timedelta(seconds=abandoned_after)]
         if not rows or not self.commands.ping():
             return 0
         handled = 0
         for gateway in rows:
+            why = ("FreeSWITCH was unreachable" if gateway.apply_detail != APPLYING
+                   else "its application was interrupted")
             try:
                 if gateway.apply_state == REMOVING:
                     handled += bool(self.applier.remove(gateway))
@@ -175,10 +194,15 @@ class SipService:
             except (Conflict, Unavailable, BadGateway) as exc:
                 logger.warning("SIP gateway %s still not applied: %s", gateway.name, exc.message)
                 continue
-            if outcome.state != PENDING:
-                handled += 1
-                logger.info("SIP gateway %s applied after FreeSWITCH came back: %s",
-                            gateway.name, outcome.detail)
+            if outcome.state == PENDING:
+                continue
+            handled += 1
+            if outcome.state == FAILED:
+                logger.warning("SIP gateway %s (retried: %s) refused by FreeSWITCH: %s",
+                               gateway.name, why, outcome.detail)
+            else:
+                logger.info("SIP gateway %s applied on retry (%s): %s", gateway.name, why,
+                            outcome.detail)
         return handled
 
     # ----- registration state ----------------------------------------------------------
@@ -192,6 +216,12 @@ class SipService:
         if registration.already_applied(row, report):
             logger.debug("gateway_state %s #%s of %s already applied", report.state,
                          report.sequence, report.name)
+            return
+        if registration.is_routine(row, report):
+            # A refresh of a working registration: only remember the event was seen.
+            values = registration.routine_values(report)
+            SipGatewayState.update(**values).where(SipGatewayState.name == report.name).execute()
+            logger.debug("gateway %s: %s (routine, not stored)", report.name, report.state)
             return
         values = registration.state_values(row, report)
         (SipGatewayState.insert(name=report.name, **values)

@@ -225,6 +225,51 @@ def transcript_events(name):
     return out
 
 
+# ---------------------------------------------------------------- timed captures
+class Chunk(NamedTuple):
+    """One read of a socket in an esl_capture.py transcript: when, which way, the bytes."""
+    seconds: float          # since the capture started
+    direction: str          # SERVER or CLIENT
+    data: bytes
+
+
+def parse_capture(data):
+    """Chunks of a transcript written by ../shared/freeswitch/tools/esl_capture.py.
+
+    Each chunk is b'## <seconds> <conn#> S>C|C>S <N>\n', N bytes, then b'\n\n'.
+    """
+    chunks, pos = [], 0
+    while pos < len(data):
+        if data[pos:pos + 1] == b"\n":
+            pos += 1
+            continue
+        eol = data.index(b"\n", pos)
+        marker = data[pos:eol].decode("ascii").split()
+        if len(marker) != 5 or marker[0] != "##":
+            raise ValueError(f"bad chunk marker {data[pos:eol]!r}")
+        size = int(marker[4])
+        direction = SERVER if marker[3] == "S>C" else CLIENT
+        chunks.append(Chunk(float(marker[1]), direction, data[eol + 1:eol + 1 + size]))
+        pos = eol + 1 + size
+    return chunks
+
+
+def capture_events(name):
+    """[(seconds, Event)] of every event FreeSWITCH sent in a timed capture (*.capture)."""
+    path = fixture_path(name if "." in Path(name).name else name + ".capture")
+    out, pending, started = [], b"", None
+    for chunk in parse_capture(path.read_bytes()):
+        if chunk.direction != SERVER:
+            continue
+        if not pending:
+            started = chunk.seconds
+        messages, pending = split_messages(pending + chunk.data)
+        for message in messages:
+            if message.content_type in ("text/event-plain", "text/event-json"):
+                out.append((started, decode_event(message)))
+    return out
+
+
 def available():
     """True when the fixture directory is present (a clone without fixtures cannot run the sim)."""
     return FIXTURE_DIR.is_dir() and any(FIXTURE_DIR.glob("*.raw"))
@@ -232,12 +277,14 @@ def available():
 
 __all__ = [
     "CLIENT",
+    "Chunk",
     "FIXTURE_DIR",
     "SERVER",
     "Event",
     "Message",
     "Record",
     "available",
+    "capture_events",
     "client_messages",
     "decode_event",
     "ends_with_eof",
@@ -245,6 +292,7 @@ __all__ = [
     "list_fixtures",
     "load_raw",
     "parse_header_block",
+    "parse_capture",
     "parse_message",
     "parse_raw",
     "server_messages",

@@ -15,7 +15,7 @@ from services.outbox import Outbox
 from services.publisher import Publisher
 from services.redis_client import stream_key
 from services.sip.service import SipService
-from tests.esl_sim.transcripts import transcript_events
+from tests.esl_sim.transcripts import capture_events, transcript_events
 
 
 def captured(state):
@@ -106,3 +106,86 @@ def test_an_event_of_a_gateway_not_managed_here_stores_and_says_nothing(handle, 
     handle(captured("FAILED"))
     assert SipGatewayState.select().count() == 0
     assert sip_messages(redis_client) == []
+
+
+# ----- refreshes of a working registration (issue 11, item 2) -----------------------------
+def captured_states(name):
+    """The gateway_state events of a timed capture of the real switch, as header dicts."""
+    return [dict(event.headers) for _, event in capture_events(name)
+            if event.subclass == "sofia::gateway_state"]
+
+
+def reg_gw():
+    return SipGateway.create(name="reg_gw", host="127.0.0.1", port=21000, transport="udp",
+                             username="1010", expiry=60, apply_state="applied")
+
+
+@pytest.mark.parametrize("capture", ["21_gateway_refresh_expire60",
+                                     "21_gateway_refresh_expire10"])
+def test_refreshes_of_a_registered_gateway_publish_and_store_nothing(handle, redis_client,
+                                                                     capture):
+    reg_gw()
+    events = captured_states(capture)
+    first_reged = next(i for i, e in enumerate(events) if e["State"] == "REGED")
+    handle(*events[:first_reged + 1])
+    registered = SipGatewayState.get(SipGatewayState.name == "reg_gw")
+    told = [m["type"] for m in sip_messages(redis_client)]
+    assert told[-1] == "sip.registered" and "sip.failed" not in told
+    assert all(m["data"]["failure_reason"] is None for m in sip_messages(redis_client))
+    refreshes = events[first_reged + 1:]
+    assert {e["State"] for e in refreshes} >= {"REGISTER", "REGED"}
+
+    for event in refreshes:
+        handle(event)
+        row = SipGatewayState.get(SipGatewayState.name == "reg_gw")
+        assert (row.state, row.failure_reason, row.changed_at) == \
+            ("REGED", None, registered.changed_at)
+
+    assert [m["type"] for m in sip_messages(redis_client)] == told
+    assert row.event_seq == int(refreshes[-1]["Event-Sequence"])
+
+
+def test_the_unreged_trying_refresh_of_the_switch_is_silent(handle, redis_client):
+    reg_gw()
+    events = captured_states("21_gateway_refresh_expire10")
+    cycle = [e["State"] for e in events[3:7]]
+    assert cycle == ["UNREGED", "TRYING", "REGISTER", "REGED"]
+    handle(*events[:3])
+    count = len(sip_messages(redis_client))
+    handle(*events[3:7])
+    assert len(sip_messages(redis_client)) == count
+    assert SipGatewayState.get(SipGatewayState.name == "reg_gw").state == "REGED"
+
+
+def test_a_real_403_after_registration_is_reported_at_once(handle, redis_client):
+    reg_gw()
+    handle(*captured_states("21_gateway_refresh_expire60")[:4])
+    failure = captured_states("21_gateway_register_403")
+    assert [e["State"] for e in failure] == ["DOWN", "TRYING", "FAILED", "FAIL_WAIT"]
+    before = len(sip_messages(redis_client))
+
+    handle(*failure[1:3])  # TRYING, FAILED 403
+
+    row = SipGatewayState.get(SipGatewayState.name == "reg_gw")
+    assert (row.state, row.status_code, row.failure_reason) == ("FAILED", 403, "403 Forbidden")
+    told = sip_messages(redis_client)[before:]
+    assert told[-1]["type"] == "sip.failed"
+    assert told[-1]["data"]["failure_reason"] == "403 Forbidden"
+    assert told[-1]["data"]["registered"] is False
+
+
+@pytest.mark.parametrize("status,phrase", [(401, "Unauthorized"), (408, "Request Timeout"),
+                                           (503, "Service Unavailable")])
+def test_a_register_answered_with_an_error_during_a_refresh_is_a_failure(
+        handle, redis_client, status, phrase):
+    reg_gw()
+    events = captured_states("21_gateway_refresh_expire60")
+    handle(*events[:4])
+    answer = dict(events[4], Status=str(status), Phrase=phrase)
+    answer["Event-Sequence"] = str(int(events[4]["Event-Sequence"]))
+
+    handle(answer)
+
+    row = SipGatewayState.get(SipGatewayState.name == "reg_gw")
+    assert row.failure_reason == f"{status} {phrase}"
+    assert sip_messages(redis_client)[-1]["data"]["failure_reason"] == f"{status} {phrase}"
