@@ -117,19 +117,27 @@ class CallEventHandlers:
             logger.debug("CHANNEL_CREATE of a b-leg ignored: %s", event.get("Unique-ID"))
             return
         self.calls.set_channel(call, event.get("Unique-ID"))
+        if cs.reopenable(call):
+            self.calls.reopen(call, cs.INITIATED, "CHANNEL_CREATE", outbox, at=event_time(event))
 
     def on_channel_progress(self, event, outbox):
         call = self._call_for(event, outbox)
         if call is not None:
             at = fs_time(event, "Caller-Channel-Progress-Time") or event_time(event)
-            self.calls.transition(call, cs.RINGING, SOURCE_FS, event["Event-Name"], outbox, at=at)
+            self._advance(call, cs.RINGING, event["Event-Name"], outbox, at)
 
     def on_channel_answer(self, event, outbox):
         call = self._call_for(event, outbox)
         if call is not None:
             at = fs_time(event, "Caller-Channel-Answered-Time") or event_time(event)
-            self.calls.transition(call, cs.IN_PROGRESS, SOURCE_FS, "CHANNEL_ANSWER", outbox,
-                                  at=at)
+            self._advance(call, cs.IN_PROGRESS, "CHANNEL_ANSWER", outbox, at)
+
+    def _advance(self, call, status, event_name, outbox, at):
+        """A live channel event moves its call on; one reconciliation closed too early
+        (its channel is evidently alive) is reopened instead of left leaked."""
+        if cs.reopenable(call):
+            return self.calls.reopen(call, status, event_name, outbox, at=at)
+        return self.calls.transition(call, status, SOURCE_FS, event_name, outbox, at=at)
 
     def on_channel_hangup_complete(self, event, outbox):
         call = self._call_for(event, outbox)
@@ -178,7 +186,23 @@ class CallEventHandlers:
                 self._catch_up(call, row.get("_dump"), outbox)
             elif call.fs_uuid in snapshot.gone and not self._in_grace(call, now):
                 closed += self.calls.close_gone(call, outbox)
+        self._reopen_listed(by_uuid, snapshot, outbox)
         return closed, self._adopt_unknown(by_uuid, outbox)
+
+    def _reopen_listed(self, by_uuid, snapshot, outbox):
+        """Calls an earlier reconciliation closed whose channel this snapshot shows alive.
+
+        Only a channel `uuid_dump` could read counts: `show channels` goes on
+        listing a channel for a moment after it is gone.
+        """
+        if not by_uuid:
+            return
+        for call in self.calls.closed_by_reconcile(list(by_uuid)):
+            row = by_uuid.pop(call.fs_uuid)
+            dump = row.get("_dump")
+            if dump is None or (call.updated_at and call.updated_at > snapshot.taken_at):
+                continue
+            self.calls.reopen(call, _status_in_dump(dump), "reconcile", outbox)
 
     def _in_grace(self, call, now):
         return call.status == cs.INITIATED and \
@@ -210,6 +234,15 @@ class CallEventHandlers:
                 fs_time(dump, "Caller-Channel-Progress-Time"):
             self.calls.catch_up(call, cs.RINGING, outbox,
                                 at=fs_time(dump, "Caller-Channel-Progress-Time"))
+
+
+def _status_in_dump(dump):
+    """The live status a channel's uuid_dump shows."""
+    if dump.get("Answer-State") == "answered":
+        return cs.IN_PROGRESS
+    if dump.get("Answer-State") == "early" or fs_time(dump, "Caller-Channel-Progress-Time"):
+        return cs.RINGING
+    return cs.INITIATED
 
 
 def _int(value):

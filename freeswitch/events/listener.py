@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 _RECONCILE = object()
 RECONCILE_GRACE = 5.0
 MAX_DUMPS = 5000
+# Reconnect backoff. Until the first connection the cap is low: FreeSWITCH is
+# usually just starting (with the service, or in a demo), and a call placed in its
+# first seconds must not wait for a long backoff to have its events seen.
+MAX_BACKOFF = 30.0
+FIRST_CONNECT_MAX_BACKOFF = 2.0
 
 
 class _NoObserver:
@@ -94,6 +99,7 @@ class EventListener:
     def run_connection(self):
         """Connect, reconcile, wait for the drop, back off, repeat; until stop()."""
         delay = 0.5
+        ever_connected = False
         where = f"{self.config['FREESWITCH_HOST']}:{self.config['FREESWITCH_PORT']}"
         while not self._stop.is_set():
             try:
@@ -103,9 +109,10 @@ class EventListener:
                 logger.warning("FreeSWITCH unreachable at %s (%s); retrying in %.1fs",
                                where, exc, delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2,
+                            MAX_BACKOFF if ever_connected else FIRST_CONNECT_MAX_BACKOFF)
                 continue
-            delay = 0.5
+            delay, ever_connected = 0.5, True
             self.state = "connected"
             self.connected_since = time.time()
             logger.info("connected to FreeSWITCH at %s; subscribed to %s", where,

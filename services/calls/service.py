@@ -7,7 +7,7 @@ import peewee
 
 from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
 from models import Call, CallEvent, fastsql, utcnow
-from services.calls import history
+from services.calls import history, lookup
 from services.calls import state as cs
 from services.calls.notifier import CallNotifier
 from services.errors import BadGateway, Conflict, NotFound, Unavailable, Unprocessable
@@ -19,7 +19,9 @@ SOURCE_API = "api"
 SOURCE_FS = "freeswitch"
 SOURCE_RECONCILE = "reconcile"
 
-GONE_REASON = "channel gone from FreeSWITCH while its events were not received"
+GONE_REASON = cs.GONE_REASON
+NO_GATEWAY = ("no gateway given and no DEFAULT_GATEWAY configured: name one in `gateway` "
+              "(see GET /api/sip/status) or set DEFAULT_GATEWAY")
 
 
 def fs_time(event, header):
@@ -76,34 +78,13 @@ class CallService:
     def events_of(self, call_id):
         return history.trail(self.get(call_id))
 
-    @staticmethod
-    def find_for_channel(call_id, fs_uuid):
-        """The call a channel event belongs to: by our id (cc_call_id), else its channel."""
-        if call_id:
-            call = Call.find_by("id", call_id)
-            if call is not None:
-                return call
-        return Call.find_by("fs_uuid", fs_uuid) if fs_uuid else None
-
-    @staticmethod
-    def find_by_job(job_uuid):
-        return Call.get_or_none(Call.fs_job_uuid == job_uuid)
-
-    @staticmethod
-    def live_calls():
-        """Every live call, as a list: rows updated while it is walked are not met again."""
-        return list(Call.select().where(Call.status.in_(cs.LIVE)))
-
-    @staticmethod
-    def live_channels():
-        """The channel uuids of the live calls."""
-        return [c.fs_uuid for c in Call.select(Call.fs_uuid).where(
-            Call.status.in_(cs.LIVE) & Call.fs_uuid.is_null(False))]
-
-    @staticmethod
-    def known_channels(fs_uuids):
-        """Which of fs_uuids already belong to a call."""
-        return {c.fs_uuid for c in Call.select(Call.fs_uuid).where(Call.fs_uuid.in_(fs_uuids))}
+    # The lookups of the events process and of reconciliation.
+    find_for_channel = staticmethod(lookup.find_for_channel)
+    find_by_job = staticmethod(lookup.find_by_job)
+    live_calls = staticmethod(lookup.live_calls)
+    live_channels = staticmethod(lookup.live_channels)
+    closed_by_reconcile = staticmethod(lookup.closed_by_reconcile)
+    known_channels = staticmethod(lookup.known_channels)
 
     # ----- the state machine ---------------------------------------------
     def transition(self, call, status, source, event_name, outbox, strict=False, at=None,
@@ -124,16 +105,36 @@ class CallService:
         for key, value in fields.items():
             if value is not None:
                 setattr(call, key, value)
+        self._changed(call, previous, source, event_name, outbox, at, data)
+        return True
+
+    def _changed(self, call, previous, source, event_name, outbox, at, data=None, quiet=False):
+        """Store a status change with its trail entry; announce it unless quiet."""
         call.updated_at = utcnow()
         fastsql.update(call)
         fastsql.insert(CallEvent(call=call, source=source, event_name=event_name,
-                                 from_status=previous, to_status=status, created_at=at,
+                                 from_status=previous, to_status=call.status, created_at=at,
                                  data=data))
+        if quiet:
+            return
         self.notifier.call_changed(call, outbox)
-        if status == cs.IN_PROGRESS:
+        if call.status == cs.IN_PROGRESS:
             self.run_hooks("answered", call, outbox)
-        elif status in cs.TERMINAL:
+        elif call.status in cs.TERMINAL:
             self.run_hooks("ended", call, outbox)
+
+    def reopen(self, call, status, event_name, outbox, at=None, quiet=False):
+        """A call reconciliation closed showed up live: back to status (trail: reconcile).
+
+        quiet: record the move only (a hangup that follows at once announces the end).
+        """
+        previous = cs.reopen(call, status, at)
+        if previous is None:
+            return False
+        logger.warning("call %s was closed by reconciliation but its channel %s is live: "
+                       "reopened as %s (%s)", call.id, call.fs_uuid, status, event_name)
+        self._changed(call, previous, SOURCE_RECONCILE, "reopen:" + event_name, outbox,
+                      at or utcnow(), quiet=quiet)
         return True
 
     def note(self, call, source, event_name, data=None, at=None):
@@ -170,6 +171,11 @@ class CallService:
         if answered_at and not call.answered_at:
             call.answered_at = answered_at
         status = cs.status_for_hangup(facts.get("hangup_cause"), answered=bool(call.answered_at))
+        if cs.reopenable(call) and status != call.status:
+            # Reconciliation guessed its end wrong (its hangup came after the verdict):
+            # the hangup's cause decides the status, not the guess.
+            self.reopen(call, _live_status_of(call), "CHANNEL_HANGUP_COMPLETE", outbox,
+                        at=at, quiet=True)
         if self.transition(call, status, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", outbox,
                            at=at, **facts):
             return True
@@ -215,6 +221,9 @@ class CallService:
             if existing is not None:
                 return self._replayed(existing, args), False
         gateway = args.get("gateway") or self.config.get("DEFAULT_GATEWAY") or None
+        if not gateway and "@" not in args["to"]:
+            raise Unprocessable(NO_GATEWAY, errors={"json": {"gateway": [NO_GATEWAY]}},
+                                error_id="gateway_required")
         try:
             self.commands.dialstring(args["to"], gateway)
         except ValueError as exc:
@@ -301,7 +310,9 @@ class CallService:
     def end(self, call_id, outcome=None, notes=None):
         """Hang up a live call (uuid_kill). Ending an ended call is an idempotent 200."""
         call = self.get(call_id)
-        if call.is_live and call.fs_uuid:
+        if not call.is_live and call.fs_uuid:
+            self._kill_leftover(call)
+        elif call.is_live and call.fs_uuid:
             try:
                 self.commands.uuid_kill(call.fs_uuid)
             except FreeSwitchUnavailable as exc:
@@ -326,6 +337,17 @@ class CallService:
                 self.run_hooks("updated", call, outbox)
         return call
 
+    def _kill_leftover(self, call):
+        """An ended call whose channel FreeSWITCH still has (a missed hangup, a wrong
+        verdict) is hung up too; the answer stays the idempotent one."""
+        try:
+            if self.commands.uuid_exists(call.fs_uuid):
+                logger.warning("call %s is %s but its channel %s is up: hanging it up",
+                               call.id, call.status, call.fs_uuid)
+                self.commands.uuid_kill(call.fs_uuid)
+        except (FreeSwitchUnavailable, FreeSwitchError) as exc:
+            logger.warning("could not check the channel of ended call %s: %s", call.id, exc)
+
     def delete(self, call_id):
         """Delete an ended call, its event trail and (through hooks) its recordings."""
         with Outbox().atomic() as outbox:
@@ -337,6 +359,13 @@ class CallService:
             CallEvent.delete().where(CallEvent.call == call).execute()
             call.delete_instance()
             self.notifier.call_deleted(call.id, outbox)
+
+
+def _live_status_of(call):
+    """The live status a reopened call had reached, by its timestamps."""
+    if call.answered_at:
+        return cs.IN_PROGRESS
+    return cs.RINGING if call.ringing_at else cs.INITIATED
 
 
 def _merged(metadata, changes):

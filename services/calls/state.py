@@ -36,6 +36,12 @@ NO_ANSWER_CAUSES = {"NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT",
                     "PROGRESS_TIMEOUT", "RECOVERY_ON_TIMER_EXPIRE"}
 CANCEL_CAUSES = {"ORIGINATOR_CANCEL", "LOSE_RACE", "PICKED_OFF", "MANAGER_REQUEST"}
 
+# Why reconciliation closed a call. It is also the mark of the only ended calls
+# that may come back: `show channels` lags the channel events on a real switch,
+# so a channel can show up live after the verdict (see reopen()).
+GONE_REASON = "channel gone from FreeSWITCH while its events were not received"
+REOPENABLE = (COMPLETED, FAILED)
+
 # The causes this service records when it ends a call itself (POST /end).
 API_END_ANSWERED_CAUSE = "NORMAL_CLEARING"
 API_END_UNANSWERED_CAUSE = "ORIGINATOR_CANCEL"
@@ -131,6 +137,32 @@ def apply(call, requested, strict=False, at=None):
     elif requested in TERMINAL:
         call.ended_at = call.ended_at or at
         _fill_durations(call)
+    return previous
+
+
+def reopenable(call):
+    """True for a call that reconciliation ended (its channel was believed gone)."""
+    return call.status in REOPENABLE and call.status_reason == GONE_REASON
+
+
+def reopen(call, requested, at=None):
+    """Bring a call closed by reconciliation back to the live status requested.
+
+    The only move from an ended status back to a live one, allowed only for a
+    reconcile-closed call (reopenable): its channel showed up live after all.
+    Returns the status it had, or None when the move is not allowed.
+    """
+    if requested not in LIVE or not reopenable(call):
+        return None
+    at = at or utcnow()
+    previous = call.status
+    call.status = requested
+    call.ended_at = call.duration = call.billsec = None
+    call.hangup_cause = call.status_reason = None
+    if requested == RINGING:
+        call.ringing_at = call.ringing_at or at
+    elif requested == IN_PROGRESS:
+        call.answered_at = call.answered_at or at
     return previous
 
 

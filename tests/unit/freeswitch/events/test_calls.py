@@ -250,3 +250,70 @@ def test_the_channels_to_ask_about_are_the_live_calls_missing_from_the_list(hand
     listed, missing = api_call(), api_call(status="in-progress")
     api_call(status="completed")
     assert handlers.channels_to_check({listed.fs_uuid}) == [missing.fs_uuid]
+
+
+# ----- a call closed by reconciliation that shows up live --------------------
+def closed_by_reconcile(handlers, status="ringing", **fields):
+    """A live call that a snapshot (wrongly) judged gone: reconcile closes it."""
+    call = api_call(status=status, **fields)
+    closed, _ = apply(handlers, snapshot([], gone={call.fs_uuid}))
+    assert closed == 1
+    return Call.get_by_id(call.id)
+
+
+def test_a_reconcile_closed_call_whose_answer_arrives_is_reopened(handlers, redis_client):
+    call = closed_by_reconcile(handlers)
+    assert call.status == "failed"
+    apply(handlers, event("CHANNEL_ANSWER", call.fs_uuid, **{"variable_cc_call_id": call.id}))
+    stored = Call.get_by_id(call.id)
+    assert (stored.status, stored.status_reason, stored.ended_at) == ("in-progress", None, None)
+    assert trail(call) == [("reconcile", "reconcile", "failed"),
+                           ("reconcile", "reopen:CHANNEL_ANSWER", "in-progress")]
+    assert news(redis_client, call.id)[-1] == ("call.answered", "in-progress")
+    # ... and its real hangup then ends it as what it was: answered, so completed
+    apply(handlers, event("CHANNEL_HANGUP_COMPLETE", call.fs_uuid,
+                          **{"Hangup-Cause": "NORMAL_CLEARING", "variable_billsec": "7"}))
+    stored = Call.get_by_id(call.id)
+    assert (stored.status, stored.billsec) == ("completed", 7)
+
+
+def test_a_reconcile_closed_call_listed_live_by_a_later_snapshot_is_reopened(handlers,
+                                                                             redis_client):
+    call = closed_by_reconcile(handlers)
+    closed, adopted = apply(handlers, snapshot([row(call, {"Answer-State": "answered"})]))
+    assert (closed, adopted) == (0, 0)
+    assert Call.get_by_id(call.id).status == "in-progress"
+    assert trail(call)[-1] == ("reconcile", "reopen:reconcile", "in-progress")
+
+
+def test_a_stale_row_of_a_gone_channel_does_not_reopen_its_call(handlers):
+    """`show channels` lists a channel for a moment after it is gone; uuid_dump knows."""
+    call = closed_by_reconcile(handlers)
+    apply(handlers, snapshot([row(call)]))  # listed, but no uuid_dump could be read
+    assert Call.get_by_id(call.id).status == "failed"
+
+
+def test_a_hangup_of_a_reconcile_closed_call_sets_the_status_its_cause_means(handlers,
+                                                                              redis_client):
+    call = closed_by_reconcile(handlers)  # guessed failed
+    apply(handlers, event("CHANNEL_HANGUP_COMPLETE", call.fs_uuid, **{"Hangup-Cause": "USER_BUSY"}))
+    stored = Call.get_by_id(call.id)
+    assert (stored.status, stored.hangup_cause, stored.status_reason) == \
+        ("busy", "USER_BUSY", None)
+    assert news(redis_client, call.id) == [("call.ended", "failed"), ("call.ended", "busy")]
+
+
+def test_only_a_reconcile_closed_call_may_come_back(handlers, redis_client):
+    hung_up = api_call(status="failed", status_reason="originate: -ERR NO_ROUTE")
+    apply(handlers, event("CHANNEL_ANSWER", hung_up.fs_uuid))
+    assert Call.get_by_id(hung_up.id).status == "failed"
+    assert news(redis_client, hung_up.id) == []
+
+
+def test_a_late_hangup_agreeing_with_reconciliation_only_fills_in_the_figures(handlers):
+    call = closed_by_reconcile(handlers, status="in-progress", answered_at=utcnow())
+    apply(handlers, event("CHANNEL_HANGUP_COMPLETE", call.fs_uuid,
+                          **{"Hangup-Cause": "NORMAL_CLEARING", "variable_billsec": "9"}))
+    stored = Call.get_by_id(call.id)
+    assert (stored.status, stored.billsec) == ("completed", 9)
+    assert [t[2] for t in trail(call)] == ["completed", "completed"]  # no reopen-and-close

@@ -8,7 +8,7 @@ import pytest
 from freeswitch.esl.commands import FreeSwitchCommands
 from models import Call, CallEvent, utcnow
 from services.calls.service import CallService
-from services.errors import Conflict, NotFound
+from services.errors import Conflict, NotFound, Unprocessable
 from services.outbox import Outbox
 from services.publisher import Publisher
 from services.redis_client import stream_key
@@ -96,3 +96,35 @@ def test_quality_news_carry_the_call_as_rest_shows_it(calls, redis_client):
         ("call.quality_degraded", call.id, alert)
     assert degraded["quality"] is None  # the dump was made when it was queued
     assert (summary_type, summary["quality"]) == ("call.quality_summary", {"mos": 4.1})
+
+
+def test_ending_a_call_the_database_thinks_ended_hangs_up_its_live_channel(calls, sim,
+                                                                           redis_client):
+    """Reconciliation closed it, but FreeSWITCH still has the channel: /end kills it."""
+    fs_uuid = sim.inbound_call(answer_after=None)
+    call = Call.create(fs_uuid=fs_uuid, status="failed", status_reason="channel gone")
+    result = calls.end(call.id, notes="was still up")
+    assert (result.status, result.notes) == ("failed", "was still up")  # answered as before
+    assert sim.wait_for(lambda: sim.api("uuid_exists", fs_uuid) == "false")
+    assert any(c.startswith("uuid_kill " + fs_uuid) for c in sim_api_commands(sim))
+
+
+def test_ending_an_ended_call_whose_channel_is_gone_sends_no_hangup(calls, sim):
+    call = Call.create(fs_uuid=str(uuid.uuid4()), status="completed")
+    calls.end(call.id)
+    assert not any(c.startswith("uuid_kill " + call.fs_uuid) for c in sim_api_commands(sim))
+
+
+def test_a_call_with_no_gateway_and_no_default_is_refused_under_gateway(calls):
+    with pytest.raises(Unprocessable) as info:
+        calls.start({"to": "15550001111"})
+    error = info.value
+    assert error.error_id == "gateway_required"
+    assert list(error.errors["json"]) == ["gateway"]
+    assert "DEFAULT_GATEWAY" in error.message and "gateway" in error.errors["json"]["gateway"][0]
+    assert Call.select().count() == 0
+
+
+def sim_api_commands(sim):
+    """The API commands the simulator received, without their `api ` prefix."""
+    return [c[4:] for c in sim.commands if c.startswith("api ")]
