@@ -8,6 +8,7 @@ from flask_sock import Sock
 
 from blueprints import access
 from blueprints.access.timing import install_request_timing
+from blueprints.agents.routes import blp as agents_blp
 from blueprints.analytics.routes import blp as analytics_blp
 from blueprints.auth.routes import blp as auth_blp
 from blueprints.calls.routes import blp as calls_blp
@@ -25,7 +26,7 @@ from services.container import build_process_services
 # registered before the /api/calls/<id> routes could shadow them (they cannot,
 # being typed uuid, but keep the specific ones first anyway).
 BLUEPRINTS = (health_blp, auth_blp, recordings_blp, analytics_blp, metrics_blp, calls_blp,
-              sip_blp)
+              sip_blp, agents_blp)
 
 logger = logging.getLogger(__name__)
 

@@ -78,6 +78,7 @@ SETTINGS = (
     ("EVENT_BATCH_WAIT", _float, 0.02),
     ("RECONCILE_INTERVAL", _float, 60.0),
     ("QUALITY_SWEEP_INTERVAL", _float, 600.0),
+    ("AGENT_WRAPUP_CHECK_INTERVAL", _float, 1.0),
     ("MAX_CONTENT_LENGTH", _int, 1024 * 1024),
     ("RATELIMIT_DEFAULT", _text, "1000 per minute"),
     ("RATELIMIT_ANONYMOUS", _text, "100 per 15 minutes"),

@@ -5,12 +5,13 @@ from models.call import Call, CallEvent  # noqa: F401
 from models import fastsql  # noqa: F401
 from models import recording as _recording, sip as _sip, quality as _quality, auth as _auth
 from models import outbox as _outbox
+from models import agent as _agent
 from models.migrations import SchemaOutdated, check_schema_current, upgrade  # noqa: F401
 
 # Every table the models declare: the migrations must build exactly these
 # (tests/unit/models/test_migrations.py compares them).
 ALL_MODELS = ([Call, CallEvent] + _recording.MODELS + _sip.MODELS + _quality.MODELS
-              + _auth.MODELS + _outbox.MODELS)
+              + _auth.MODELS + _outbox.MODELS + _agent.MODELS)
 
 
 def migrate_database():

@@ -282,7 +282,13 @@ def recording_owner(recording_id):
 
 
 # A route's view argument -> fn(value) giving the agent id that owns the resource.
-OWNER_LOOKUPS = {"call_id": call_owner, "recording_id": recording_owner}
+def agent_owner(agent_id):
+    """An agent owns itself: an agent key reaches /api/agents/<its own id> only."""
+    return agent_id
+
+
+OWNER_LOOKUPS = {"call_id": call_owner, "recording_id": recording_owner,
+                 "agent_id": agent_owner}
 
 
 def owner_of(argument, value):
@@ -332,8 +338,9 @@ def can_receive(principal, envelope):
     """May a WebSocket client authenticated as principal see this live message?
 
     Admins and supervisors see every channel. Agents see `calls` and
-    `recordings` messages of their own calls only, and nothing else (no sip,
-    metrics or performance). No principal sees nothing.
+    `recordings` messages of their own calls and `agents` messages about
+    themselves only, and nothing else (no sip, queues, metrics or performance).
+    No principal sees nothing.
     """
     data = envelope.get("data") or {}
     channel = envelope.get("channel")
@@ -347,6 +354,8 @@ def can_receive(principal, envelope):
         owner = data["agent_id"] if "agent_id" in data else CALL_OWNERS.owner(data.get("id"))
     elif channel == "recordings":
         owner = data.get("agent_id") or CALL_OWNERS.owner(data.get("call_id"))
+    elif channel == "agents":
+        owner = data.get("id")
     else:
         return False
     return owner is not None and owner == principal.agent_id

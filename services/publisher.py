@@ -9,7 +9,7 @@ from services import redis_client
 
 logger = logging.getLogger(__name__)
 
-CHANNELS = ("calls", "recordings", "sip", "metrics", "performance")
+CHANNELS = ("calls", "recordings", "sip", "metrics", "performance", "agents")
 
 # INCR the channel's sequence, keep the envelope in the stream under that id
 # and publish it, atomically, so stream order == publish order == id order.

@@ -20,7 +20,8 @@ WEBSOCKET = "websocket"  # the handshake may carry no credentials: the hub asks 
 AGENT, SUPERVISOR, ADMIN = ROLES
 AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="api"'}
 # An agent on someone else's resource hears that it does not exist.
-NOT_FOUND_IDS = {"call_id": "call_not_found", "recording_id": "recording_not_found"}
+NOT_FOUND_IDS = {"call_id": "call_not_found", "recording_id": "recording_not_found",
+                 "agent_id": "agent_not_found"}
 
 # (flask endpoint, method) -> minimum role.
 POLICY = {
@@ -60,6 +61,20 @@ POLICY = {
     ("sip.SipCredentials", "PUT"): ADMIN,
     ("sip.SipTest", "POST"): ADMIN,
     ("sip.SipGatewayByName", "DELETE"): ADMIN,
+    # agents: an agent key reads and changes the state of itself only (the agent_id
+    # owner check: another agent is 404); supervisors read all and change any
+    # agent's state; admins create, change and delete agents.
+    ("agents.AgentList", "GET"): SUPERVISOR,
+    ("agents.AgentList", "POST"): ADMIN,
+    ("agents.AgentById", "GET"): AGENT,
+    ("agents.AgentById", "PUT"): ADMIN,
+    ("agents.AgentById", "DELETE"): ADMIN,
+    ("agents.AgentLogin", "POST"): AGENT,
+    ("agents.AgentLogout", "POST"): AGENT,
+    ("agents.AgentPause", "POST"): AGENT,
+    ("agents.AgentResume", "POST"): AGENT,
+    ("agents.AgentReady", "POST"): AGENT,
+    ("agents.AgentStates", "GET"): AGENT,
 }
 
 

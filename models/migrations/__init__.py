@@ -13,11 +13,11 @@ import logging
 import peewee
 from playhouse.migrate import SchemaMigrator
 
-from models.migrations import m0001_baseline, m0002_outbox
+from models.migrations import m0001_baseline, m0002_outbox, m0003_agents
 
 logger = logging.getLogger(__name__)
 
-STEPS = (m0001_baseline, m0002_outbox)
+STEPS = (m0001_baseline, m0002_outbox, m0003_agents)
 LATEST = STEPS[-1].VERSION
 MIGRATE_COMMAND = "python -m models.migrate"
 VERSION_TABLE = "schema_version"

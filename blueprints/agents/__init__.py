@@ -1,0 +1,1 @@
+"""The agents resource: agents, their state actions and their state trail."""

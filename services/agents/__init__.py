@@ -1,0 +1,1 @@
+"""The agents domain: agents, their state machine, phones and the `agents` channel."""
