@@ -199,6 +199,10 @@ class FreeSwitchCommands:
             raise FreeSwitchError(body.strip())
         return True
 
+    def uuid_exists(self, fs_uuid):
+        """True/False: does FreeSWITCH have the channel; None when its answer is unreadable."""
+        return parse_uuid_exists(self.api(uuid_exists_command(fs_uuid)))
+
     def close(self):
         self._conn.close()
 
@@ -244,3 +248,19 @@ def parse_read_rate(reply):
     """uuid_getvar's reply -> a plausible sample rate, or None when FreeSWITCH cannot tell."""
     reply = (reply or "").strip()
     return int(reply) if reply.isdigit() and 4000 <= int(reply) <= 192000 else None
+
+
+# ----- Agent phones (show registrations; owner: the agents domain) ----------
+# Every registration of every profile, as JSON: {"row_count":N,"rows":[{"reg_user",
+# "realm", "url", "expires", ...}]}; with none, `{"row_count": 0}` and no rows
+# (tests/fixtures/esl/12_api_show_registrations_as_json_*.capture).
+SHOW_REGISTRATIONS = "show registrations as json"
+
+
+def parse_registrations(body):
+    """`show registrations as json` -> {(user, realm)} registered now; ValueError if not that."""
+    text = (body or "").strip()
+    if not text.startswith("{"):
+        raise ValueError(f"unexpected `{SHOW_REGISTRATIONS}` reply: {text[:200]}")
+    rows = json.loads(text).get("rows") or []
+    return {(row.get("reg_user"), row.get("realm")) for row in rows if row.get("reg_user")}

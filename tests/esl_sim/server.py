@@ -69,6 +69,16 @@ NO_ANSWER_TIMEOUT = 0.3
 DROP_AFTER = 0.3
 REMOTE_HANGUP_AFTER = 0.5
 GATEWAY_STEP = 0.1
+# FreeSWITCH re-registers a registered gateway on its own timer (sofia_reg.c): REGED
+# lasts freq - 15 s (freq > 30) or freq / 2, then UNREGED; one tick of its gateway
+# loop (1 s) later TRYING and the REGISTER's 200 OK, one more tick REGED
+# (tests/fixtures/esl/21_gateway_refresh_expire10.capture; at full speed).
+GATEWAY_TICK = 1.0
+
+
+def refresh_delay(freq):
+    """Seconds a gateway stays REGED before FreeSWITCH refreshes it (sofia_reg.c)."""
+    return max(freq - 15 if freq > 30 else freq // 2, 1)
 PLAYBACK_TIME = 0.2
 
 PROFILES = {"external": "sip:mod_sofia@127.0.0.1:5080", "internal": "sip:mod_sofia@127.0.0.1:5060"}
@@ -168,8 +178,10 @@ class Gateway:
 
     def __init__(self, name, profile="external", username="FreeSWITCH", realm=None, proxy=None,
                  password="", register=True, expires="3600", ping=0, ping_min=None, ping_max=None,
-                 context="public", from_user=None, from_domain=None, extension=None):
+                 context="public", from_user=None, from_domain=None, extension=None,
+                 retry_seconds=30):
         self.name = name
+        self.retry_seconds = int(retry_seconds)
         self.profile = profile
         self.scheme = "Digest"
         self.realm = realm or name
@@ -199,6 +211,7 @@ class Gateway:
         self.frozen_uptime_usec = None
         self.retry_at = None
         self.frozen_retry = None
+        self.network = None  # (ip, port) of the registrar once it answered a REGISTER
         self.calls_in = self.calls_out = self.failed_in = self.failed_out = 0
 
     @classmethod
@@ -211,7 +224,8 @@ class Gateway:
                    expires=p.get("expire-seconds", "3600"), ping=p.get("ping", 0),
                    ping_min=p.get("ping-min"), ping_max=p.get("ping-max"),
                    context=p.get("context", "public"), from_user=p.get("from-user"),
-                   from_domain=p.get("from-domain"), extension=p.get("extension"))
+                   from_domain=p.get("from-domain"), extension=p.get("extension"),
+                   retry_seconds=p.get("retry-seconds", 30))
 
     @classmethod
     def from_xmlstatus(cls, text):
@@ -230,6 +244,7 @@ class Gateway:
         gw.uptime_start = None
         gw.frozen_uptime_usec = int(f["uptime-usec"])
         gw.retry_at = None
+        gw.network = None
         gw.frozen_retry = f.get("retry")
         gw.calls_in, gw.calls_out = int(f["calls-in"]), int(f["calls-out"])
         gw.failed_in, gw.failed_out = int(f["failed-calls-in"]), int(f["failed-calls-out"])
@@ -252,6 +267,14 @@ class Gateway:
         if self.retry_at and self.retry_at > time.time():
             return f"{int(self.retry_at - time.time())}s"
         return "NEVER"
+
+    def registrar_answered(self):
+        """Remember the registrar's address: FreeSWITCH reports it (Register-Network-IP/Port)
+        once a REGISTER was answered (21_gateway_refresh_*), not for a 503 or 408 it made
+        itself when nothing answered (06_gateway_state_events_*)."""
+        host = self.proxy.split(":", 1)[1] if self.proxy.startswith("sip:") else self.proxy
+        host, _, port = host.partition(";")[0].rpartition(":") if ":" in host else (host, "", "5060")
+        self.network = (host, port or "5060")
 
     def set_status(self, status):
         if status == "UP" and self.status != "UP":
@@ -728,6 +751,11 @@ class ESLSimulator:
         self.registration_results = {}   # gateway name -> "REGED" (default) or ("FAILED", 503, "Service Unavailable")
         self.global_vars = {"hostname": hostname, "switchname": hostname, "core_uuid": self.core_uuid}
         self.rtp_defaults = {}
+        # Like a real switch, `show channels` may lag the channel events (it reads the
+        # core's channel table, written behind them): a new channel is listed only
+        # after this many seconds and a gone one stays listed as long. 0: no lag.
+        self.show_channels_lag = 0.0
+        self._gone_listed = []
         self.events_sent = 0
         self._deferred = {}
         self._clients = []
@@ -1091,6 +1119,8 @@ class ESLSimulator:
         words = arg.split()
         what = words[0].lower() if words else ""
         as_json = len(words) >= 3 and words[1].lower() == "as" and words[2].lower() == "json"
+        if what == "registrations":
+            return self._show_registrations(as_json)
         if what not in ("channels", "calls"):
             return "-USAGE: " + "show codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n"
         rows = [self._show_row(ch, what) for ch in self._live_channels()]
@@ -1107,8 +1137,43 @@ class ESLSimulator:
         out = [",".join(keys)] + [",".join(r[k] for k in keys) for r in rows]
         return "\n".join(out) + f"\n\n{len(rows)} total.\n"
 
+    # ----- directory users' registrations (agents' phones) -----------------------------
+    @property
+    def phones(self):
+        """Registered directory users, user -> realm: 1001-1003, as `fs start` registers them.
+        Tests register (`sim.phones["1010"] = "127.0.0.1"`) or unregister (`pop`) phones."""
+        if "_phones" not in self.__dict__:
+            self._phones = {user: "127.0.0.1" for user in ("1001", "1002", "1003")}
+        return self._phones
+
+    def _show_registrations(self, as_json):
+        """`show registrations [as json]`, shaped like 12_api_show_registrations_as_json_*.capture
+        (newest first, compact JSON without a trailing newline; none: the idle reply)."""
+        rows = [{"reg_user": user, "realm": realm, "token": str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, user)),
+                 "url": f"sofia/internal/sip:gw+phone{user}@{realm}:5080;transport=udp;gw=phone{user}",
+                 "expires": str(int(time.time()) + 3600), "network_ip": realm, "network_port": "5080",
+                 "network_proto": "udp", "hostname": self.hostname, "metadata": ""}
+                for user, realm in reversed(list(self.phones.items()))]
+        if as_json:
+            if not rows:
+                return T.SHOW_IDLE_JSON
+            joined = ",".join(T.serialize_json(list(r.items())).decode("utf-8") for r in rows)
+            return f'{{"row_count":{len(rows)},"rows":[{joined}]}}'
+        keys = list(rows[0].keys()) if rows else ["reg_user", "realm", "token", "url", "expires"]
+        out = [",".join(keys)] + [",".join(r[k] for k in keys) for r in rows]
+        return "\n".join(out) + f"\n\n{len(rows)} total.\n"
+
     def _live_channels(self):
+        if self.show_channels_lag:
+            return self._lagging_channels(_now_us() - int(self.show_channels_lag * 1_000_000))
         return sorted((c for c in self.channels.values() if not c.ended), key=lambda c: c.created_us)
+
+    def _lagging_channels(self, as_of_us):
+        """The channels as the lagging channel table still has them at as_of_us."""
+        self._gone_listed = [c for c in self._gone_listed if c.hangup_us > as_of_us]
+        listed = [c for c in self.channels.values() if not c.ended and c.created_us <= as_of_us]
+        listed += [c for c in self._gone_listed if c.created_us <= as_of_us]
+        return sorted(listed, key=lambda c: c.created_us)
 
     def _show_row(self, ch, what):
         answered = ch.answered
@@ -1442,14 +1507,51 @@ class ESLSimulator:
         for gw in gateways:
             if self.gateways.get(gw.name) is not gw or not gw.register:
                 continue
-            outcome = self.registration_results.get(gw.name, "REGED")
-            if outcome == "REGED":
+            self._register_answered(gw, step=GATEWAY_STEP)
+
+    def _register_answered(self, gw, step):
+        """The REGISTER's answer: 200 OK (REGISTER, then REGED) or the failure of registration_results."""
+        outcome = self.registration_results.get(gw.name, "REGED")
+        ping = "UP" if gw.status == "UP" else "DOWN"
+        if outcome == "REGED" or outcome[1] not in (408, 503):
+            gw.registrar_answered()
+        if outcome == "REGED":
+            self.emit_gateway_state(gw.name, "REGISTER", ping, status="200", phrase="OK")
+            self._sleep(step)
+            if self.gateways.get(gw.name) is gw:
                 self.emit_gateway_state(gw.name, "REGED", "UP")
-            else:
-                _, status, phrase = outcome
-                self.emit_gateway_state(gw.name, "FAILED", "DOWN", status=str(status), phrase=phrase)
-                gw.retry_at = time.time() + 30
-                self.emit_gateway_state(gw.name, "FAIL_WAIT", "DOWN")
+                gevent.spawn(self._keep_registered, gw)
+            return
+        _, status, phrase = outcome
+        self.emit_gateway_state(gw.name, "FAILED", "DOWN", status=str(status), phrase=phrase)
+        gw.retry_at = time.time() + gw.retry_seconds / self.speed
+        self.emit_gateway_state(gw.name, "FAIL_WAIT", "DOWN")
+        gevent.spawn(self._retry_registration, gw)
+
+    def _keep_registered(self, gw):
+        """Refresh a REGED gateway like FreeSWITCH: UNREGED, TRYING, REGISTER (200 OK), REGED."""
+        self._sleep(refresh_delay(gw.freq))
+        if self.gateways.get(gw.name) is not gw or gw.state != "REGED":
+            return
+        self.emit_gateway_state(gw.name, "UNREGED", "UP")
+        self._sleep(GATEWAY_TICK)
+        if self.gateways.get(gw.name) is not gw:
+            return
+        self.emit_gateway_state(gw.name, "TRYING", "UP")
+        self._register_answered(gw, step=GATEWAY_TICK)
+
+    def _retry_registration(self, gw):
+        """FAIL_WAIT ends after retry-seconds: UNREGED, a tick later TRYING and the answer
+        of registration_results (21_gateway_register_dead_port)."""
+        self._sleep(gw.retry_seconds)
+        if self.gateways.get(gw.name) is not gw or gw.state != "FAIL_WAIT":
+            return
+        self.emit_gateway_state(gw.name, "UNREGED", "DOWN")
+        self._sleep(GATEWAY_TICK)
+        if self.gateways.get(gw.name) is not gw:
+            return
+        self.emit_gateway_state(gw.name, "TRYING", "DOWN")
+        self._register_answered(gw, step=GATEWAY_TICK)
 
     def _kill_gateway(self, gw):
         self.gateways.pop(gw.name, None)
@@ -1470,11 +1572,15 @@ class ESLSimulator:
             gw.state = state
             gw.set_status("UP" if ping_status == "UP" else "DOWN")
         overrides = {"Gateway": name, "State": state, "Ping-Status": ping_status}
+        network = getattr(gw, "network", None) if gw is not None else None
+        append = [("Register-Network-IP", network[0]), ("Register-Network-Port", network[1])] \
+            if network else []
         if status is not None or phrase is not None:
-            overrides["Phrase"] = phrase if phrase is not None else ""
-            overrides["Status"] = str(status) if status is not None else ""
-            return self._emit(T.GATEWAY_STATE_WITH_STATUS, overrides=overrides)
-        return self._emit(T.GATEWAY_STATE, overrides=overrides)
+            append += [("Phrase", phrase if phrase is not None else ""),
+                       ("Status", str(status) if status is not None else "")]
+            return self._emit(T.GATEWAY_STATE_WITH_STATUS, overrides=overrides,
+                              drop=("Phrase", "Status"), append=append)
+        return self._emit(T.GATEWAY_STATE, overrides=overrides, append=append)
 
     def load_transcript_gateways(self):
         """Load reg_fail_gw and uas_gw frozen exactly as the transcripts show them."""
@@ -1659,6 +1765,9 @@ class ESLSimulator:
     def _forget_channel(self, ch):
         ch.ended = True
         self.channels.pop(ch.uuid, None)
+        if self.show_channels_lag:
+            ch.hangup_us = ch.hangup_us or _now_us()
+            self._gone_listed.append(ch)
         if not ch.result.ready():
             ch.result.set(f"-ERR {ch.hangup_cause or 'NORMAL_CLEARING'}\n")
 

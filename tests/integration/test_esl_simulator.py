@@ -150,6 +150,8 @@ def named(name, **values):
 
 
 def normalize_numbers(text):
+    # FreeSWITCH writes "1 second" but "2 seconds": the plural goes with the number.
+    text = re.sub(r"\b1 (year|day|hour|minute|second|millisecond|microsecond)s?\b", r"N \1s", text)
     return re.sub(r"\d+(\.\d+)?", "N", text)
 
 
@@ -930,3 +932,77 @@ def test_fixture_gateway_files_and_transcript_gateways_roundtrip(esl):
     assert c.api("sofia profile external killgw prov2") == "-ERR no such gateway.\n"
     os.remove(os.path.join(esl.gateway_dir, "prov1.xml"))
     c.close()
+
+
+# ============================================================================ show channels lag (issue 11)
+LAG_CAPTURE = "20_show_channels_lag.capture"
+LAG_UUID = "8ef6d2c2-cdc8-4522-9356-a171dd7f431f"
+
+
+def _captured_lag_states(path, fs_uuid):
+    """Distinct (uuid_exists, listed by show channels) states of fs_uuid, in capture order.
+
+    The capture (esl_capture.py proxy format: '## <s> <conn> C>S|S>C <n>' + n bytes) holds
+    a client polling `api uuid_exists` and `api show channels as json` back to back.
+    """
+    data, pos, asked, replies = path.read_bytes(), 0, [], b""
+    while pos < len(data):
+        if data[pos:pos + 1] == b"\n":
+            pos += 1
+            continue
+        eol = data.index(b"\n", pos)
+        _, _, _, direction, size = data[pos:eol].decode().split()
+        chunk = data[eol + 1:eol + 1 + int(size)]
+        pos = eol + 1 + int(size)
+        if direction == "C>S":
+            asked.append(chunk.decode().split("\n")[0])
+        else:
+            replies += chunk
+    answers = [m.body.decode() for m in tr.split_messages(replies)[0]
+               if m.content_type == "api/response"]
+    polls = [q for q in asked if q.startswith("api ")]
+    return _distinct_states(list(zip(polls, answers)), fs_uuid)
+
+
+def _distinct_states(pairs, fs_uuid):
+    states, exists = [], None
+    for question, answer in pairs:
+        if question.startswith("api uuid_exists"):
+            exists = answer.strip() == "true"
+        elif question.startswith("api show channels") and exists is not None:
+            state = (exists, fs_uuid in answer)
+            if not states or states[-1] != state:
+                states.append(state)
+    return states
+
+
+def _poll_lag_states(client, fs_uuid, kill_when_listed=True, limit=4.0):
+    pairs, deadline, killed = [], time.monotonic() + limit, False
+    while time.monotonic() < deadline:
+        for question in (f"api uuid_exists {fs_uuid}", "api show channels as json"):
+            pairs.append((question, client.api(question[4:])))
+        listed = fs_uuid in pairs[-1][1]
+        if listed and kill_when_listed and not killed:
+            client.api(f"uuid_kill {fs_uuid}")
+            killed = True
+        elif killed and not listed:
+            break
+        gevent.sleep(0.02)
+    return _distinct_states(pairs, fs_uuid)
+
+
+def test_the_real_switchs_show_channels_lags_the_channel_and_the_simulator_can_too(fresh_sim):
+    """Captured on FreeSWITCH 1.11: a new channel exists (uuid_exists) before `show
+    channels` lists it, and a killed one stays listed after uuid_exists says it is gone.
+    Reconciliation must not take a missing row as gone, nor a listed row as alive;
+    the simulator's show_channels_lag reproduces this for the tests."""
+    lag = [(True, False), (True, True), (False, True), (False, False)]
+    assert _captured_lag_states(tr.FIXTURE_DIR / LAG_CAPTURE, LAG_UUID) == lag
+    client = RawClient(fresh_sim.port).auth()
+    fresh_sim.show_channels_lag = 0.15
+    fs_uuid, _, _ = _originate(client, "15551230000")
+    assert _poll_lag_states(client, fs_uuid) == lag
+    fresh_sim.show_channels_lag = 0.0  # the default: no lag
+    fs_uuid, _, _ = _originate(client, "15551230001")
+    assert _poll_lag_states(client, fs_uuid) == [(True, True), (False, False)]
+    client.close()
