@@ -36,23 +36,31 @@ def insert(instance):
     return instance
 
 
-def update(instance):
-    """UPDATE only the columns changed since the row was loaded or last written."""
+def update(instance, guard=None):
+    """UPDATE only the columns changed since the row was loaded or last written.
+
+    guard=(field name, value): only if the stored row still has that value (a
+    compare-and-set: 0 rows means another writer changed it first).
+    """
     model = type(instance)
     names = tuple(sorted(instance._dirty))
     if not names:
         return 0
     pk = model._meta.primary_key
-    key = (db.obj, "update", model, names)
+    key = (db.obj, "update", model, names, guard[0] if guard else None)
     sql = _CACHE.get(key)
     fields = [model._meta.fields[name] for name in names]
     if sql is None:
         param = db.obj.param
         assignments = ", ".join(f"{_quote(f.column_name)} = {param}" for f in fields)
         sql = f"UPDATE {_table(model)} SET {assignments} WHERE {_quote(pk.column_name)} = {param}"
+        if guard:
+            sql += f" AND {_quote(model._meta.fields[guard[0]].column_name)} = {param}"
         _CACHE[key] = sql
     values = [f.db_value(instance.__data__.get(f.name)) for f in fields]
     values.append(pk.db_value(instance.__data__[pk.name]))
+    if guard:
+        values.append(model._meta.fields[guard[0]].db_value(guard[1]))
     cursor = db.execute_sql(sql, values)
     instance._dirty.clear()
     return cursor.rowcount

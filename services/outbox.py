@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 LOCK_KEY = f"{KEY_PREFIX}outbox:lock"
 WAKE_KEY = f"{KEY_PREFIX}outbox:wake"
-LOCK_TTL_MS = 10_000  # a sender that died holding it blocks the others this long at most
+LOCK_TTL_MS = 3_000  # a sender that died holding it blocks the others this long at most
 # How long a commit waits for another sender (milliseconds of work) before it
 # leaves its news to the relay.
 LOCK_WAIT = 0.1

@@ -291,7 +291,8 @@ class Soak:
         return make_database(self.db_url)
 
     def settle(self):
-        """Wait until FreeSWITCH has no channel and the database no live call."""
+        """Wait until FreeSWITCH has no channel, the database no live call and the outbox
+        no unsent news (a sender killed while holding the send lock delays it a little)."""
         deadline = time.monotonic() + self.plan.settle_seconds
         database = self._database()
         while time.monotonic() < deadline:
@@ -299,7 +300,9 @@ class Soak:
                 live = database.execute_sql(
                     "SELECT count(*) FROM call WHERE status IN "
                     "('initiated', 'ringing', 'in-progress')").fetchone()[0]
-            if live == 0 and not self.sim.channels:
+                unsent = database.execute_sql(
+                    "SELECT count(*) FROM outbox_message").fetchone()[0]
+            if live == 0 and unsent == 0 and not self.sim.channels:
                 break
             gevent.sleep(1.0)
         gevent.sleep(3.0)  # let the last news reach the live feed
@@ -339,6 +342,7 @@ class Figures:
     lost_calls: list = dataclasses.field(default_factory=list)
     duplicated: int = 0
     trail_duplicates: int = 0
+    duplicated_moves: list = dataclasses.field(default_factory=list)
     still_live: int = 0
     leaked_channels: int = 0
     feed_messages: int = 0
@@ -361,7 +365,8 @@ class Figures:
             uuid for uuid in soak.inbound if by_uuid[uuid] == 0]
         f.lost = len(f.lost_calls)
         f.duplicated = sum(n - 1 for uuid, n in by_uuid.items() if uuid in soak.inbound and n > 1)
-        f.trail_duplicates = _trail_duplicates(trail)
+        f.duplicated_moves = _trail_duplicates(trail)
+        f.trail_duplicates = len(f.duplicated_moves)
         reconciled = {row[0] for row in trail if row[1] == "reconcile"}
         kinds = dict(soak.calls)
         kinds.update({row[0]: soak.inbound[row[1]] for row in rows if row[1] in soak.inbound})
@@ -454,5 +459,5 @@ def _as_time(value):
 def _trail_duplicates(trail):
     """Status changes recorded twice for one call (the same move, from anywhere)."""
     seen = collections.Counter((row[0], row[3], row[4]) for row in trail if row[3] != row[4])
-    return sum(n - 1 for n in seen.values() if n > 1)
+    return [key for key, n in seen.items() if n > 1]
 

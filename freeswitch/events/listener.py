@@ -15,6 +15,7 @@ import gevent.queue
 from freeswitch.esl.commands import take_channel_snapshot
 from freeswitch.esl.connection import ESLConnection, FreeSwitchUnavailable
 from models import db, utcnow
+from services.calls.guard import CallChangedMeanwhile
 from services.outbox import Outbox
 
 logger = logging.getLogger(__name__)
@@ -188,21 +189,31 @@ class EventListener:
                 observer.begin_batch()
                 for name, event in batch:
                     observer.before_event("reconcile" if name is _RECONCILE else name)
-                    try:
-                        with outbox.savepoint():
-                            if name is _RECONCILE:
-                                closed, adopted = self.reconcile(event, outbox)
-                                if closed or adopted:
-                                    logger.info("reconciled: %d calls closed, %d adopted",
-                                                closed, adopted)
-                            else:
-                                self.handlers[name](event, outbox)
-                    except Exception:
-                        observer.begin_batch()  # its savepoint rolled back: reload calls
-                        logger.exception("handler for %s failed; event skipped",
-                                         "reconcile" if name is _RECONCILE else name)
+                    self._apply_one(name, event, outbox)
                 observer.end_batch()
         self.events_applied += len(batch)
+
+    def _apply_one(self, name, event, outbox, retry=True):
+        """One event in its own savepoint; a failure drops what it wrote and queued."""
+        observer = self.batch_observer
+        try:
+            with outbox.savepoint():
+                if name is _RECONCILE:
+                    closed, adopted = self.reconcile(event, outbox)
+                    if closed or adopted:
+                        logger.info("reconciled: %d calls closed, %d adopted", closed, adopted)
+                else:
+                    self.handlers[name](event, outbox)
+        except CallChangedMeanwhile:
+            observer.begin_batch()  # the API moved the call first: apply on what it stored
+            if retry:
+                self._apply_one(name, event, outbox, retry=False)
+            else:
+                logger.warning("%s skipped: its call kept changing under it", name)
+        except Exception:
+            observer.begin_batch()  # its savepoint rolled back: reload calls
+            logger.exception("handler for %s failed; event skipped",
+                             "reconcile" if name is _RECONCILE else name)
 
     def run_writer(self):
         while True:

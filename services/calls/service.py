@@ -9,6 +9,7 @@ from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
 from models import Call, CallEvent, fastsql, utcnow
 from services.calls import history, lookup
 from services.calls import state as cs
+from services.calls.guard import CallChangedMeanwhile, retried
 from services.calls.notifier import CallNotifier
 from services.errors import BadGateway, Conflict, NotFound, Unavailable, Unprocessable
 from services.outbox import Outbox
@@ -109,9 +110,16 @@ class CallService:
         return True
 
     def _changed(self, call, previous, source, event_name, outbox, at, data=None, quiet=False):
-        """Store a status change with its trail entry; announce it unless quiet."""
+        """Store a status change with its trail entry; announce it unless quiet.
+
+        The row is written only if it still has the status this change started
+        from: the API and the events process may move one call at the same moment
+        (PostgreSQL lets both read it), and only one of them may record the move.
+        """
         call.updated_at = utcnow()
-        fastsql.update(call)
+        if fastsql.update(call, guard=("status", previous)) == 0:
+            raise CallChangedMeanwhile(f"call {call.id} changed while it was being updated; "
+                                       "try again")
         fastsql.insert(CallEvent(call=call, source=source, event_name=event_name,
                                  from_status=previous, to_status=call.status, created_at=at,
                                  data=data))
@@ -285,6 +293,9 @@ class CallService:
 
     def update(self, call_id, changes):
         """Apply an API update: status through the state machine, notes, outcome, metadata."""
+        return retried(lambda: self._update(call_id, changes))
+
+    def _update(self, call_id, changes):
         with Outbox().atomic() as outbox:
             call = self.get(call_id)
             if "notes" in changes:
@@ -322,6 +333,9 @@ class CallService:
             except FreeSwitchError as exc:
                 raise BadGateway(f"FreeSWITCH refused to hang up: {exc}",
                                  error_id="hangup_refused") from None
+        return retried(lambda: self._record_end(call_id, outcome, notes))
+
+    def _record_end(self, call_id, outcome, notes):
         with Outbox().atomic() as outbox:
             call = self.get(call_id)
             if outcome is not None:

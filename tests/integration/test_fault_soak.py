@@ -34,12 +34,12 @@ def test_calls_and_news_survive_cuts_kills_and_a_redis_outage(db_url, soak_sim, 
     assert figures.started == 240 and figures.duplicated == 0
     assert figures.stored == figures.started + figures.refused_starts
     assert figures.lost == 0, figures.lost_calls
-    assert figures.trail_duplicates == 0
+    assert figures.trail_duplicates == 0, figures.duplicated_moves
     assert figures.still_live == 0 and figures.leaked_channels == 0
     assert not figures.wrong, figures.wrong[:10]
     assert figures.exact >= figures.started * 0.6, figures.report()
     assert not figures.feed_gaps and not figures.feed_out_of_order, figures.report()
     assert not figures.feed_missing_final, figures.feed_missing_final[:10]
-    assert figures.resyncs == 0
+    assert figures.resyncs == 0 and figures.outbox_left == 0
     assert not figures.bad_responses, figures.bad_responses
     assert all(figures.processes.values()), figures.processes
