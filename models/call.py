@@ -17,6 +17,17 @@ LIVE_STATUSES = (INITIATED, RINGING, IN_PROGRESS)
 TERMINAL_STATUSES = (COMPLETED, BUSY, NO_ANSWER, FAILED, CANCELED)
 ALL_STATUSES = LIVE_STATUSES + TERMINAL_STATUSES
 
+# Which side rings first when a call has an agent: the agent (click-to-call) or
+# the customer (a progressive dialer). NULL: no agent leg, the call parks.
+AGENT_FIRST = "agent_first"
+CUSTOMER_FIRST = "customer_first"
+MODES = (AGENT_FIRST, CUSTOMER_FIRST)
+
+# Which leg of a call an event came from (the trail's data["leg"]).
+LEG_CUSTOMER = "customer"
+LEG_AGENT = "agent"
+LEG_CONSULT = "consult"
+
 
 class Call(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=36, default=new_id)
@@ -48,6 +59,18 @@ class Call(BaseModel):
     # FreeSWITCH's per-call RTP statistics at hangup and the worker's summary.
     rtp_stats = JSONTextField(null=True)
     quality = JSONTextField(null=True)
+    # Legs: fs_uuid is the customer's leg; the agent's leg (and a transfer's
+    # consult leg) ring and hang up on their own, so they are kept apart.
+    agent_leg_uuid = peewee.CharField(max_length=64, null=True, index=True)
+    consult_leg_uuid = peewee.CharField(max_length=64, null=True)
+    mode = peewee.CharField(max_length=16, null=True)
+    bridged_at = peewee.DateTimeField(null=True)
+    held_at = peewee.DateTimeField(null=True)
+    # Handling-time figures (seconds): ringing before answer, customer and agent
+    # bridged, customer on hold (accumulates over several holds).
+    hold_seconds = peewee.IntegerField(default=0)
+    talk_seconds = peewee.IntegerField(null=True)
+    ring_seconds = peewee.IntegerField(null=True)
 
     class Meta:
         # UPDATE only what changed: cheaper, and concurrent writers (web and

@@ -3,6 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from blueprints.analytics.schemas import QualitySampleSchema
 from services.calls import state as cs
+from services.calls.bridging import MODES
 from services.calls.schemas import CallSchema  # noqa: F401  (the response schema)
 from services.fields import IDENT, NUMBER, FullMatch, StrictBoolean, UTCDateTime
 
@@ -17,6 +18,9 @@ class CallStartSchema(Schema):
     metadata = fields.Dict(keys=fields.String(validate=validate.Length(max=64)))
     record = StrictBoolean(load_default=False)
     record_format = fields.String(validate=validate.OneOf(["mp3", "wav", "ogg"]))
+    mode = fields.String(validate=validate.OneOf(MODES), metadata={
+        "description": "with an agent_id naming an agent: agent_first (default: the agent's "
+                       "phone rings, then the customer is dialled) or customer_first"})
 
 
 class CallUpdateSchema(Schema):
@@ -54,3 +58,19 @@ class CallEventSchema(Schema):
     from_status = fields.String(allow_none=True)
     to_status = fields.String(allow_none=True)
     data = fields.Dict(allow_none=True)
+
+
+# ----- live call control ----------------------------------------------------
+class CallDtmfSchema(Schema):
+    digits = fields.String(required=True, validate=FullMatch(
+        r"^[0-9*#A-D]{1,64}$", error="must be 1-64 DTMF digits: 0-9 * # A-D"),
+        metadata={"example": "1234#"})
+
+
+class CallTransferSchema(Schema):
+    """Blind transfer: exactly one of `to` (a number) and `agent_id`."""
+
+    to = fields.String(validate=NUMBER, metadata={"example": "15551230001"})
+    agent_id = fields.String(validate=IDENT)
+    gateway = fields.String(validate=FullMatch(r"^[A-Za-z0-9_.\-]{1,64}$"), metadata={
+        "description": "the gateway that reaches `to` (default: the call's, else DEFAULT_GATEWAY)"})

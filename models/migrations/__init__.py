@@ -13,11 +13,11 @@ import logging
 import peewee
 from playhouse.migrate import SchemaMigrator
 
-from models.migrations import m0001_baseline, m0002_outbox, m0003_agents
+from models.migrations import m0001_baseline, m0002_outbox, m0003_agents, m0004_call_legs
 
 logger = logging.getLogger(__name__)
 
-STEPS = (m0001_baseline, m0002_outbox, m0003_agents)
+STEPS = (m0001_baseline, m0002_outbox, m0003_agents, m0004_call_legs)
 LATEST = STEPS[-1].VERSION
 MIGRATE_COMMAND = "python -m models.migrate"
 VERSION_TABLE = "schema_version"

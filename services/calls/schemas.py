@@ -48,6 +48,17 @@ class CallSchema(Schema):
     rtp_stats = fields.Dict(allow_none=True, metadata={
         "description": "FreeSWITCH's RTP statistics at hangup (rtp_audio_in_* variables)"})
     recording = fields.Function(lambda call: recording_of(call), allow_none=True)
+    # Legs and handling times (issue 12).
+    mode = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "agent_first | customer_first when an agent is on the call, else null"})
+    agent_leg_uuid = fields.String(dump_only=True, allow_none=True)
+    consult_leg_uuid = fields.String(dump_only=True, allow_none=True)
+    bridged_at = UTCDateTime(dump_only=True, allow_none=True)
+    held_at = UTCDateTime(dump_only=True, allow_none=True)
+    on_hold = fields.Function(lambda call: call.held_at is not None, dump_only=True)
+    hold_seconds = fields.Integer(dump_only=True)
+    talk_seconds = fields.Integer(dump_only=True, allow_none=True)
+    ring_seconds = fields.Integer(dump_only=True, allow_none=True)
 
 
 _CALL_SCHEMA = CallSchema()

@@ -7,8 +7,11 @@ import peewee
 
 from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
 from models import Call, CallEvent, fastsql, utcnow
+from models.db import new_id
+from services.agents.service import AgentService
 from services.calls import history, lookup
 from services.calls import state as cs
+from services.calls.bridging import CallBridging, fill_handling_times
 from services.calls.guard import CallChangedMeanwhile, retried
 from services.calls.notifier import CallNotifier
 from services.errors import BadGateway, Conflict, NotFound, Unavailable, Unprocessable
@@ -48,11 +51,14 @@ class CallService:
         self.notifier = CallNotifier(publisher)
         self.commands = commands
         self.config = config or {}
-        # Other domains (recordings, quality) react to call changes through hooks,
-        # lists of fn(call, outbox) under "answered", "ended", "updated" (no status
-        # change) and "deleting";
-        # they run inside the transaction, and their side effects go in the outbox.
+        # Other domains react to call changes through hooks, lists of fn(call, outbox) under
+        # "answered", "ended", "updated" (no status change) and "deleting"; they run inside
+        # the transaction, and their side effects go in the outbox.
         self.hooks = hooks if hooks is not None else {}
+        # Calls with an agent on the line offer the agent and follow its leg.
+        self.agents = AgentService(publisher, commands, self.config)
+        self.bridging = CallBridging(self, self.agents)
+        self.add_hook("ended", self.bridging.call_ended)
 
     def add_hook(self, name, fn):
         self.hooks.setdefault(name, []).append(fn)
@@ -91,10 +97,8 @@ class CallService:
     def transition(self, call, status, source, event_name, outbox, strict=False, at=None,
                    data=None, **fields):
         """Move call to status if the state machine allows; return True if it changed.
-
-        strict (API requests) raises Conflict on an impossible move; FreeSWITCH
-        and reconciliation treat repeats and stale moves as no-ops, so replayed
-        or reordered events change nothing.
+        strict (API requests) raises Conflict on an impossible move; FreeSWITCH and
+        reconciliation treat repeats and stale moves as no-ops (replayed events change nothing).
         """
         at = at or utcnow()
         try:
@@ -106,16 +110,15 @@ class CallService:
         for key, value in fields.items():
             if value is not None:
                 setattr(call, key, value)
+        if call.status in cs.TERMINAL:
+            fill_handling_times(call)
         self._changed(call, previous, source, event_name, outbox, at, data)
         return True
 
     def _changed(self, call, previous, source, event_name, outbox, at, data=None, quiet=False):
-        """Store a status change with its trail entry; announce it unless quiet.
-
-        The row is written only if it still has the status this change started
-        from: the API and the events process may move one call at the same moment
-        (PostgreSQL lets both read it), and only one of them may record the move.
-        """
+        """Store a status change with its trail entry; announce it unless quiet. The row is
+        written only if it still has the status the change started from: the API and the
+        events process may move one call at once, and only one may record the move."""
         call.updated_at = utcnow()
         if fastsql.update(call, guard=("status", previous)) == 0:
             raise CallChangedMeanwhile(f"call {call.id} changed while it was being updated; "
@@ -133,9 +136,7 @@ class CallService:
 
     def reopen(self, call, status, event_name, outbox, at=None, quiet=False):
         """A call reconciliation closed showed up live: back to status (trail: reconcile).
-
-        quiet: record the move only (a hangup that follows at once announces the end).
-        """
+        quiet: record the move only (a hangup that follows at once announces the end)."""
         previous = cs.reopen(call, status, at)
         if previous is None:
             return False
@@ -174,8 +175,7 @@ class CallService:
 
     def hang_up(self, call, facts, outbox, at=None, answered_at=None):
         """A channel hung up: end its call with the status its cause means, or, if it had
-        already ended, record FreeSWITCH's figures. facts: hangup_cause, duration,
-        billsec, rtp_stats."""
+        already ended, record FreeSWITCH's figures (hangup_cause, duration, billsec, rtp_stats)."""
         if answered_at and not call.answered_at:
             call.answered_at = answered_at
         status = cs.status_for_hangup(facts.get("hangup_cause"), answered=bool(call.answered_at))
@@ -191,8 +191,7 @@ class CallService:
         return False
 
     def apply_hangup_facts(self, call, facts, outbox, at=None):
-        """An ended call (by the API, or a failed originate) gets FreeSWITCH's figures,
-        the authoritative ones, once."""
+        """An ended call (by the API, a failed originate) gets FreeSWITCH's figures once."""
         changed = {k: v for k, v in facts.items() if v is not None and getattr(call, k) != v}
         if not changed or call.status not in cs.TERMINAL:
             return False
@@ -236,9 +235,14 @@ class CallService:
             self.commands.dialstring(args["to"], gateway)
         except ValueError as exc:
             raise Unprocessable(str(exc), errors={"json": {"to": [str(exc)]}}) from None
+        agent, mode = self.bridging.agent_and_mode(args)
+        call_id = new_id()
+        if agent is not None:  # 409 agent_not_available: of racing starts one wins
+            self.agents.reserve(agent.id, call_id)
         try:
             with Outbox().atomic() as outbox:
                 call = Call.create(
+                    id=call_id, mode=mode, agent_leg_uuid=str(uuid.uuid4()) if mode else None,
                     fs_uuid=str(uuid.uuid4()), fs_job_uuid=str(uuid.uuid4()),
                     direction="outbound", to_number=args["to"],
                     from_number=args.get("from"),
@@ -252,29 +256,32 @@ class CallService:
                 self.notifier.call_initiated(call, outbox)
         except peewee.IntegrityError:
             # Another request with the same Idempotency-Key won the race.
+            if agent is not None:
+                self.agents.released(agent.id, call_id)
             existing = Call.get_or_none(Call.idempotency_key == idempotency_key)
             if existing is None:
                 raise
             return self._replayed(existing, args), False
-        self._originate(call)
+        self._originate(call, agent)
         return call, True
 
     @staticmethod
     def _replayed(existing, args):
-        """The call an Idempotency-Key already made, if it was made for the same agent:
-        one agent must not read another's call by guessing or reusing its key."""
+        """The call an Idempotency-Key made, if made for the same agent (no reading another's)."""
         if existing.agent_id != args.get("agent_id"):
             raise Conflict("this Idempotency-Key was already used for another agent's call",
                            error_id="idempotency_key_reused")
         return existing
 
-    def _originate(self, call):
+    def _originate(self, call, agent=None):
+        timeout = self.config.get("FREESWITCH_ORIGINATE_TIMEOUT", 45)
         try:
-            self.commands.originate(
-                call.fs_uuid, call.id, call.to_number, gateway=call.gateway,
-                caller_id=call.caller_id,
-                timeout=self.config.get("FREESWITCH_ORIGINATE_TIMEOUT", 45),
-                job_uuid=call.fs_job_uuid)
+            if agent is not None:
+                self.bridging.place(call, agent, timeout)
+            else:
+                self.commands.originate(
+                    call.fs_uuid, call.id, call.to_number, gateway=call.gateway,
+                    caller_id=call.caller_id, timeout=timeout, job_uuid=call.fs_job_uuid)
         except FreeSwitchUnavailable as exc:
             self._fail(call, f"FreeSWITCH unreachable: {exc}", "api.originate_failed")
             raise Unavailable(f"FreeSWITCH is unreachable; the call was not placed ({exc})",
@@ -324,8 +331,9 @@ class CallService:
         if not call.is_live and call.fs_uuid:
             self._kill_leftover(call)
         elif call.is_live and call.fs_uuid:
-            try:
-                self.commands.uuid_kill(call.fs_uuid)
+            try:  # every leg: the customer's, the agent's, a consult
+                for leg in self.bridging.legs_of(call):
+                    self.commands.uuid_kill(leg)
             except FreeSwitchUnavailable as exc:
                 raise Unavailable(f"FreeSWITCH is unreachable; the call is still up ({exc})",
                                   headers={"Retry-After": "5"},
@@ -352,8 +360,7 @@ class CallService:
         return call
 
     def _kill_leftover(self, call):
-        """An ended call whose channel FreeSWITCH still has (a missed hangup, a wrong
-        verdict) is hung up too; the answer stays the idempotent one."""
+        """An ended call whose channel FreeSWITCH still has is hung up too (idempotent answer)."""
         try:
             if self.commands.uuid_exists(call.fs_uuid):
                 logger.warning("call %s is %s but its channel %s is up: hanging it up",
