@@ -5,6 +5,7 @@ from freeswitch.esl.commands import FreeSwitchCommands
 from models import check_schema_current, db, init_db
 from services import live, outbox_relay
 from services.agents import service as agents
+from services.calls import control as call_control
 from services.calls.service import CallService
 from services.publisher import Publisher
 from services.quality import service as quality
@@ -13,7 +14,7 @@ from services.redis_client import make_redis
 from services.sip import service as sip
 
 # The order hooks are registered in is the order they run in.
-DOMAINS = (recordings, sip, quality, live, outbox_relay, agents)
+DOMAINS = (recordings, sip, quality, live, outbox_relay, agents, call_control)
 
 
 def build_process_services(config):

@@ -39,6 +39,14 @@ POLICY = {
     ("calls.CallUpdate", "PUT"): AGENT,
     ("calls.CallEnd", "POST"): AGENT,
     ("calls.CallEvents", "GET"): AGENT,
+    # live call control: an agent controls its own calls (the call_id owner check),
+    # supervisors any call
+    ("calls.CallHold", "POST"): AGENT,
+    ("calls.CallUnhold", "POST"): AGENT,
+    ("calls.CallMute", "POST"): AGENT,
+    ("calls.CallUnmute", "POST"): AGENT,
+    ("calls.CallDtmf", "POST"): AGENT,
+    ("calls.CallTransfer", "POST"): AGENT,
     # recordings: agents record and play their own calls; only admins delete.
     # The view narrows an agent's list to its own calls with scoped_to_agent().
     ("recordings.RecordingList", "GET"): AGENT,

@@ -5,11 +5,13 @@ from flask_smorest import Blueprint
 
 from blueprints.access.identity import scoped_to_agent
 from blueprints.calls.schemas import (
+    CallDtmfSchema,
     CallEndSchema,
     CallEventSchema,
     CallQueryArgsSchema,
     CallSchema,
     CallStartSchema,
+    CallTransferSchema,
     CallUpdateSchema,
 )
 from blueprints.pagination import CallPage
@@ -86,3 +88,68 @@ class CallEvents(MethodView):
     def get(self, call_id):
         """The call's trail of state changes, oldest first."""
         return calls().events_of(call_id)
+
+
+# ----- live call control: one route per action, each one service call ----------
+def control():
+    return current_app.extensions["services"].call_control
+
+
+NOT_NOW = "The call is not in a state that allows this (not answered, ended, ...)"
+
+
+@blp.route("/<uuid:call_id>/hold")
+class CallHold(MethodView):
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description=NOT_NOW)
+    def post(self, call_id):
+        """Put the customer on hold (they hear hold music)."""
+        return control().hold(call_id)
+
+
+@blp.route("/<uuid:call_id>/unhold")
+class CallUnhold(MethodView):
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description=NOT_NOW)
+    def post(self, call_id):
+        """Take the customer off hold; the time held is added to hold_seconds."""
+        return control().unhold(call_id)
+
+
+@blp.route("/<uuid:call_id>/mute")
+class CallMute(MethodView):
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description=NOT_NOW + "; or the call has no agent leg")
+    def post(self, call_id):
+        """Mute the agent's microphone."""
+        return control().mute(call_id)
+
+
+@blp.route("/<uuid:call_id>/unmute")
+class CallUnmute(MethodView):
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description=NOT_NOW + "; or the call has no agent leg")
+    def post(self, call_id):
+        """Unmute the agent's microphone."""
+        return control().unmute(call_id)
+
+
+@blp.route("/<uuid:call_id>/dtmf")
+class CallDtmf(MethodView):
+    @blp.arguments(CallDtmfSchema)
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description="The call is not answered or has ended")
+    def post(self, args, call_id):
+        """Send DTMF digits to the customer's side."""
+        return control().dtmf(call_id, args["digits"])
+
+
+@blp.route("/<uuid:call_id>/transfer")
+class CallTransfer(MethodView):
+    @blp.arguments(CallTransferSchema)
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description="The call is not answered, or the agent is not "
+                      "available")
+    def post(self, args, call_id):
+        """Blind-transfer the customer to a number or an agent; the call keeps its id."""
+        return control().transfer(call_id, **args)

@@ -264,3 +264,111 @@ def parse_registrations(body):
         raise ValueError(f"unexpected `{SHOW_REGISTRATIONS}` reply: {text[:200]}")
     rows = json.loads(text).get("rows") or []
     return {(row.get("reg_user"), row.get("realm")) for row in rows if row.get("reg_user")}
+
+
+# ----- Live call control (hold, mute, DTMF, transfer; owner: the calls domain) ----
+# Replies of the real switch (tests/fixtures/esl/22_call_control_hold_dtmf.capture):
+# `uuid_hold` answers `+OK Success`, or `-ERR Operation failed` when the channel is
+# already (un)held; `uuid_send_dtmf` answers `+OK <uuid> sent DTMF <digits>.`; a gone
+# channel answers `-ERR No such channel!` (uuid_hold even answers +OK for one, so the
+# service checks the call's state before it sends anything).
+DTMF_DIGITS = re.compile(r"^[0-9*#A-D]{1,64}$")
+# Silence what FreeSWITCH reads from the agent's phone (its microphone); the level is
+# the silence generator's divisor (negative: no comfort noise at all).
+MUTE_LEVEL = -4
+
+
+def check_digits(digits):
+    if not isinstance(digits, str) or not DTMF_DIGITS.fullmatch(digits):
+        raise ValueError(f"DTMF digits must be 1-64 of 0-9 * # A-D, not {digits!r}")
+    return digits
+
+
+def hold_command(fs_uuid, off=False):
+    """Hold a leg: FreeSWITCH re-INVITEs it sendonly and plays its hold_music to the
+    leg bridged to it; `off` takes it back."""
+    return f"uuid_hold off {check_uuid(fs_uuid)}" if off else f"uuid_hold {check_uuid(fs_uuid)}"
+
+
+def mute_command(fs_uuid, muted=True):
+    """Silence (or stop silencing) what FreeSWITCH reads from a leg's phone."""
+    if muted:
+        return f"uuid_audio {check_uuid(fs_uuid)} start read mute {MUTE_LEVEL}"
+    return f"uuid_audio {check_uuid(fs_uuid)} stop"
+
+
+def dtmf_command(fs_uuid, digits):
+    """Send digits (RFC 2833) to the far side of a leg."""
+    return f"uuid_send_dtmf {check_uuid(fs_uuid)} {check_digits(digits)}"
+
+
+def transfer_command(fs_uuid, dialstring, leg_uuid=None):
+    """Send a leg to a new destination: it leaves its bridge or park and bridges to
+    dialstring (the inline dialplan: no spaces or commas may reach it). leg_uuid names
+    the new leg, so that its events can be told apart."""
+    if re.search(r"[\s,']", dialstring or "") or not dialstring:
+        raise ValueError(f"unusable dial string {dialstring!r}")
+    prefix = f"{{origination_uuid={check_uuid(leg_uuid)}}}" if leg_uuid else ""
+    return f"uuid_transfer {check_uuid(fs_uuid)} bridge:{prefix}{dialstring} inline"
+
+
+def control_reply_ok(body):
+    """True for a call-control command's +OK; FreeSwitchError with FreeSWITCH's words else."""
+    text = (body or "").strip()
+    if text.startswith("+OK"):
+        return True
+    raise FreeSwitchError(text or "no reply")
+
+
+# ----- Bridging (agent legs; owner: the calls domain) -----------------------
+# Agent first (click-to-call): one originate rings the agent and, once the agent
+# answers, its `&bridge(...)` dials the customer; each leg is named by its own
+# origination_uuid and tagged cc_leg, so its events are told apart. The
+# BACKGROUND_JOB answers when the AGENT answers (or fails): a -ERR is the agent's.
+# When the bridge fails the agent leg's only application ends and FreeSWITCH
+# hangs it up: no orphan (tests/fixtures/esl/22_bridge_agent_first*.capture).
+LEG_VAR = "cc_leg"
+
+
+def leg_variables(fs_uuid, call_id, leg, caller_id=None, timeout=None):
+    """The {...} block of one leg: its uuid, our call id and which leg it is."""
+    variables = {"origination_uuid": check_uuid(fs_uuid), "cc_call_id": check_uuid(call_id),
+                 LEG_VAR: channel_var(leg)}
+    if timeout is not None:
+        variables["originate_timeout"] = int(timeout)
+    if caller_id:
+        variables["origination_caller_id_number"] = channel_var(caller_id)
+        variables["effective_caller_id_number"] = channel_var(caller_id)
+    return "{" + ",".join(f"{k}={v}" for k, v in variables.items()) + "}"
+
+
+def bridge_originate_command(call_id, agent_uuid, agent_dialstring, customer_uuid,
+                             customer_dialstring, caller_id=None, agent_timeout=45,
+                             customer_timeout=45):
+    """originate the agent's leg, then bridge it to the customer's (agent first)."""
+    agent = leg_variables(agent_uuid, call_id, "agent", timeout=agent_timeout)
+    customer = leg_variables(customer_uuid, call_id, "customer", caller_id=caller_id,
+                             timeout=customer_timeout)
+    return (f"originate {agent}{_dial(agent_dialstring)} "
+            f"&bridge({customer}{_dial(customer_dialstring)})")
+
+
+def bridge_in_command(customer_uuid, call_id, agent_uuid, agent_dialstring, agent_timeout=45):
+    """Customer first: the answered, parked customer leg bridges to the agent's endpoint.
+
+    `inline` runs the bridge on the customer's channel without a dialplan; when the
+    agent does not answer the bridge fails and the customer's leg hangs up. The inline
+    list splits on commas, which the {...} block is full of: `^^;` makes `;` the
+    separator instead (a plain comma list fails on the real switch with "Parse Error").
+    """
+    agent = leg_variables(agent_uuid, call_id, "agent", timeout=agent_timeout)
+    return (f"uuid_transfer {check_uuid(customer_uuid)} "
+            f"'^^;bridge:{agent}{_dial(agent_dialstring)}' inline")
+
+
+def _dial(dialstring):
+    # Dial strings come from validated endpoints/numbers; refuse anything that
+    # could end the application argument or start another one.
+    if not dialstring or re.search(r"[\s,(){}'|;\"]", dialstring):
+        raise ValueError(f"unsafe dial string {dialstring!r}")
+    return dialstring

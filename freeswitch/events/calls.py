@@ -3,7 +3,9 @@ import logging
 
 from freeswitch.esl.commands import ChannelSnapshot
 from models import utcnow
+from models.call import AGENT_FIRST, LEG_AGENT, LEG_CONSULT, LEG_CUSTOMER
 from services.calls import state as cs
+from services.calls.bridging import LEG_FORMER, leg_of
 from services.calls.service import SOURCE_FS, SOURCE_RECONCILE, CallService, fs_time
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,11 @@ class CallEventHandlers:
             "CHANNEL_ANSWER": self.on_channel_answer,
             "CHANNEL_HANGUP_COMPLETE": self.on_channel_hangup_complete,
             "BACKGROUND_JOB": self.on_background_job,
+            "CHANNEL_HOLD": self.on_leg_note,
+            "CHANNEL_UNHOLD": self.on_leg_note,
+            "DTMF": self.on_leg_note,
+            "CHANNEL_BRIDGE": self.on_channel_bridge,
+            "CHANNEL_UNBRIDGE": self.on_channel_unbridge,
         }
 
     # ----- batch boundaries (called by the listener) ----------------------
@@ -107,12 +114,39 @@ class CallEventHandlers:
             call = self.calls.adopt(call_facts(event), outbox, SOURCE_FS,
                                     event.get("Event-Name", "?"))
         if cache is not None and call is not None and key:
+            # One object per call: its legs' events must not write stale copies.
+            call = cache.setdefault(("call", call.id), call)
             cache[key] = call
         return call
+
+    def _on_agent_leg(self, call, event, outbox):
+        """True when event came from call's agent leg (handled here: the call's status
+        is the customer's experience, the agent's leg only moves the agent)."""
+        if call is None:
+            return False
+        leg = leg_of(call, event)
+        name = event.get("Event-Name", "?")
+        if leg == LEG_FORMER:
+            self.calls.note(call, SOURCE_FS, name, at=event_time(event),
+                            data={"leg": LEG_FORMER, "uuid": event.get("Unique-ID")})
+            return True
+        if not call.agent_id or leg != LEG_AGENT:
+            return False
+        if name == "CHANNEL_HANGUP_COMPLETE":
+            self.calls.bridging.agent_hung_up(
+                call, hangup_facts(event)["hangup_cause"],
+                bool(fs_time(event, "Caller-Channel-Answered-Time")), outbox,
+                at=fs_time(event, "Caller-Channel-Hangup-Time") or event_time(event))
+        else:
+            self.calls.bridging.agent_leg_event(call, name, outbox, at=event_time(event),
+                                                data={"uuid": event.get("Unique-ID")})
+        return True
 
     # ----- handlers ------------------------------------------------------
     def on_channel_create(self, event, outbox):
         call = self._call_for(event, outbox)
+        if self._on_agent_leg(call, event, outbox):
+            return
         if call is None:
             logger.debug("CHANNEL_CREATE of a b-leg ignored: %s", event.get("Unique-ID"))
             return
@@ -122,15 +156,16 @@ class CallEventHandlers:
 
     def on_channel_progress(self, event, outbox):
         call = self._call_for(event, outbox)
-        if call is not None:
+        if call is not None and not self._on_agent_leg(call, event, outbox):
             at = fs_time(event, "Caller-Channel-Progress-Time") or event_time(event)
             self._advance(call, cs.RINGING, event["Event-Name"], outbox, at)
 
     def on_channel_answer(self, event, outbox):
         call = self._call_for(event, outbox)
-        if call is not None:
+        if call is not None and not self._on_agent_leg(call, event, outbox):
             at = fs_time(event, "Caller-Channel-Answered-Time") or event_time(event)
             self._advance(call, cs.IN_PROGRESS, "CHANNEL_ANSWER", outbox, at)
+            self.calls.bridging.customer_answered(call, outbox)
 
     def _advance(self, call, status, event_name, outbox, at):
         """A live channel event moves its call on; one reconciliation closed too early
@@ -141,11 +176,29 @@ class CallEventHandlers:
 
     def on_channel_hangup_complete(self, event, outbox):
         call = self._call_for(event, outbox)
-        if call is not None:
+        if call is not None and not self._on_agent_leg(call, event, outbox):
             self.calls.hang_up(
                 call, hangup_facts(event), outbox,
                 at=fs_time(event, "Caller-Channel-Hangup-Time") or event_time(event),
                 answered_at=fs_time(event, "Caller-Channel-Answered-Time"))
+
+    def on_leg_note(self, event, outbox):
+        """Hold, unhold and DTMF on one of a call's legs go in its trail, with the leg.
+
+        Only a trail note: the API's hold/unhold keeps held_at (the event may arrive
+        before the request that caused it is stored). Channels of no call (the far
+        end of a call, when FreeSWITCH plays it too) are ignored, never adopted.
+        """
+        fs_uuid = event.get("Unique-ID")
+        call = self.calls.find_for_channel(event.get("variable_cc_call_id"), fs_uuid)
+        if call is None:
+            logger.debug("%s of a channel of no call ignored: %s", event.get("Event-Name"), fs_uuid)
+            return
+        data = {"leg": _leg_of(call, fs_uuid), "uuid": fs_uuid}
+        if event.get("DTMF-Digit"):
+            data["digit"] = event["DTMF-Digit"]
+        self.calls.note(call, SOURCE_FS, event.get("Event-Name", "?"), data=data,
+                        at=event_time(event))
 
     def on_background_job(self, event, outbox):
         if event.get("Job-Command") != "originate":
@@ -155,8 +208,28 @@ class CallEventHandlers:
             logger.debug("BACKGROUND_JOB for an unknown job %s", event.get("Job-UUID"))
             return
         result = (event.get("_body") or "").strip()
-        if not result.startswith("+OK"):
+        if result.startswith("+OK"):
+            return
+        if call.mode == AGENT_FIRST:  # the job is the agent's leg: the customer was never dialled
+            self.calls.bridging.agent_failed(call, cs.originate_failure_cause(result), outbox,
+                                             at=event_time(event))
+        else:
             self.calls.originate_failed(call, result, outbox, at=event_time(event))
+
+    def on_channel_bridge(self, event, outbox):
+        """Two legs of a call talk (Bridge-A/B-Unique-ID); the agent goes on-call."""
+        call = self._call_for(event, outbox)
+        if call is not None:
+            self.calls.bridging.bridged(call, event.get("Bridge-A-Unique-ID"),
+                                        event.get("Bridge-B-Unique-ID"), outbox,
+                                        at=event_time(event))
+
+    def on_channel_unbridge(self, event, outbox):
+        call = self._call_for(event, outbox)
+        if call is not None:
+            self.calls.bridging.unbridged(call, event.get("Bridge-A-Unique-ID"),
+                                          event.get("Bridge-B-Unique-ID"), outbox,
+                                          at=event_time(event))
 
     # ----- reconciliation ------------------------------------------------
     def channels_to_check(self, channel_uuids):
@@ -180,11 +253,15 @@ class CallEventHandlers:
         # row again further along the status index.
         for call in self.calls.live_calls():
             row = by_uuid.pop(call.fs_uuid, None)
+            # The agent's leg is no call of its own; while it rings, the customer's
+            # leg does not exist yet and the call is alive.
+            agent_up = by_uuid.pop(call.agent_leg_uuid, None) if call.agent_leg_uuid else None
             if call.updated_at and call.updated_at > snapshot.taken_at:
                 continue
             if row is not None:
                 self._catch_up(call, row.get("_dump"), outbox)
-            elif call.fs_uuid in snapshot.gone and not self._in_grace(call, now):
+            elif call.fs_uuid in snapshot.gone and agent_up is None and \
+                    not self._in_grace(call, now):
                 closed += self.calls.close_gone(call, outbox)
         self._reopen_listed(by_uuid, snapshot, outbox)
         return closed, self._adopt_unknown(by_uuid, outbox)
@@ -243,6 +320,13 @@ def _status_in_dump(dump):
     if dump.get("Answer-State") == "early" or fs_time(dump, "Caller-Channel-Progress-Time"):
         return cs.RINGING
     return cs.INITIATED
+
+
+def _leg_of(call, fs_uuid):
+    """Which of the call's legs a channel is (customer, agent, consult, or other)."""
+    legs = {call.fs_uuid: LEG_CUSTOMER, call.agent_leg_uuid: LEG_AGENT,
+            call.consult_leg_uuid: LEG_CONSULT}
+    return legs.get(fs_uuid, "other")
 
 
 def _int(value):

@@ -41,3 +41,22 @@ class CallNotifier:
 
     def quality_summary(self, call, outbox):
         self._queue("call.quality_summary", dump_call(call), outbox)
+
+    # ----- live call control (services.calls.control) ---------------------
+    def call_held(self, call, outbox):
+        self._queue("call.held", dump_call(call), outbox)
+
+    def call_unheld(self, call, outbox):
+        self._queue("call.unheld", dump_call(call), outbox)
+
+    def call_muted(self, call, outbox):
+        self._queue("call.muted", dump_call(call), outbox)
+
+    def call_unmuted(self, call, outbox):
+        self._queue("call.unmuted", dump_call(call), outbox)
+
+    def call_dtmf_sent(self, call, outbox):
+        self._queue("call.dtmf_sent", dump_call(call), outbox)
+
+    def call_transferred(self, call, outbox):
+        self._queue("call.transferred", dump_call(call), outbox)

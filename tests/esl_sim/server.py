@@ -26,6 +26,7 @@ import uuid as uuidlib
 import xml.etree.ElementTree as ET
 import xml.sax.saxutils
 from pathlib import Path
+from types import SimpleNamespace
 
 import gevent
 import gevent.event
@@ -34,6 +35,7 @@ import gevent.queue
 import gevent.server
 
 from tests.esl_sim import templates as T
+from tests.esl_sim import transcripts as tr
 
 log = logging.getLogger("tests.esl_sim")
 
@@ -1319,6 +1321,60 @@ class ESLSimulator:
             return "+OK Success\n"
         return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]\n"
 
+    # ----- live call control (tests/fixtures/esl/22_call_control_*.capture) -----------------
+    # Only the leg the command names is modelled: the far end's own CHANNEL_HOLD and its DTMF
+    # events (the real switch plays the far end too) are not sent; sent digits are kept in
+    # ch.dtmf_sent, a transfer's destination in ch.transferred_to.
+    def _api_uuid_hold(self, arg):
+        parts = arg.split()
+        off = bool(parts) and parts[0] == "off"
+        parts = parts[1:] if off else parts
+        if not parts:
+            return "-USAGE: [off|toggle] <uuid> [<display>]\n"
+        ch = self._channel_for(parts[0])
+        if ch is None:
+            return "+OK Success\n"  # sic: the real switch says so for a channel it lacks
+        if getattr(ch, "held", False) != off:
+            return "-ERR Operation failed\n"
+        ch.held = not off
+        gevent.spawn(self._emit_control_event, ch, "CHANNEL_UNHOLD" if off else "CHANNEL_HOLD")
+        return "+OK Success\n"
+
+    def _emit_control_event(self, ch, name):
+        self._sleep(0.02)
+        if not ch.ended:
+            self._emit(control_template(name), ch)
+
+    def _api_uuid_audio(self, arg):
+        parts = arg.split()
+        if len(parts) < 2 or parts[1] not in ("start", "stop"):
+            return "-USAGE: <uuid> [start [read|write] [mute|level <level>]|stop]\n"
+        ch = self._channel_for(parts[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        ch.muted = parts[1] == "start" and "mute" in parts
+        return "+OK\n"
+
+    def _api_uuid_send_dtmf(self, arg):
+        parts = arg.split()
+        if len(parts) < 2:
+            return "-USAGE: <uuid> <dtmf_data>\n"
+        ch = self._channel_for(parts[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        ch.dtmf_sent = getattr(ch, "dtmf_sent", "") + parts[1]
+        return f"+OK {ch.uuid} sent DTMF {parts[1]}.\n"
+
+    def _api_uuid_transfer(self, arg):
+        parts = arg.split()
+        if len(parts) < 2:
+            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+        ch = self._channel_for(parts[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        ch.transferred_to = parts[1]
+        return "+OK\n"
+
     def _api_originate(self, arg):
         ch, immediate = self._originate(arg, job=None)
         if immediate is not None:
@@ -2086,6 +2142,28 @@ class SimpleChannel:
         self.inbound_overrides = {}
         self.last_var = None
         self.state = self.callstate = self.answer_state = None
+
+
+_CONTROL_TEMPLATES = {}
+
+
+def control_template(name):
+    """CHANNEL_HOLD / CHANNEL_UNHOLD of the held leg, as the real switch sent them
+    (22_call_control_hold_dtmf.capture), with that capture's leg as the tokens."""
+    if not _CONTROL_TEMPLATES:
+        source = "22_call_control_hold_dtmf"
+        events = [e for _, e in tr.capture_events(source)]
+        leg = next(e.get("Unique-ID") for e in events if e.get("Event-Name") == "CHANNEL_HOLD"
+                   and e.get("Call-Direction") == "outbound")
+        tokens = SimpleNamespace(uuid=leg, dest="answer-hold", cid="0000000000", hostport="",
+                                 port="", userhost="answer-hold",
+                                 channel_name="sofia/external/answer-hold",
+                                 dial_vars=["origination_uuid"], profile="external",
+                                 setvar_names=[])
+        for i, event in enumerate(events):
+            if event.get("Unique-ID") == leg and event.get("Event-Name") not in _CONTROL_TEMPLATES:
+                _CONTROL_TEMPLATES[event.get("Event-Name")] = T.Template(event, source, i, tokens)
+    return _CONTROL_TEMPLATES[name]
 
 
 def _now_us():
