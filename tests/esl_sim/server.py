@@ -9,6 +9,8 @@ Every reply string and every event comes from the captured transcripts in tests/
     999...  answered, then every ESL connection is cut and the call ends unseen
     777...  answered, remote hangs up after ~0.5 s
     other   answered and parked until uuid_kill / sim.hangup()
+    user/N  an agent's phone (farend_phone_N: answer, noanswer, busy, reject); with
+            `&bridge(...)` or `uuid_transfer ... bridge:` two bridged legs (bridging.py)
 
 Each connection has its own subscription, format, filters and outgoing queue (a slow reader
 only slows itself). While a connection's command runs, events for it wait, exactly as FreeSWITCH
@@ -36,6 +38,7 @@ import gevent.server
 
 from tests.esl_sim import templates as T
 from tests.esl_sim import transcripts as tr
+from tests.esl_sim.bridging import BridgingMixin
 
 log = logging.getLogger("tests.esl_sim")
 
@@ -141,6 +144,9 @@ class Channel:
         self.result = gevent.event.AsyncResult()   # originate outcome: "+OK <uuid>\n" / "-ERR X\n"
         self.flow = None
         self.playbacks = 0
+        self.phone_user = None          # NNNN of a user/NNNN leg (an agent's phone)
+        self.partner = None             # the other leg of a two-leg call (bridging.py)
+        self.bridge = None              # the Bridge this leg is in, while bridged
 
     # names used by the brief / the rest of the project
     @property
@@ -726,12 +732,18 @@ def parse_dial_vars(text):
 
 
 # ============================================================================ simulator
-class ESLSimulator:
+class ESLSimulator(BridgingMixin):
     """FreeSWITCH stand-in speaking the Event Socket protocol (inbound mode).
 
     sim = ESLSimulator(host="127.0.0.1", port=0, password="ClueCon", recordings_root=None, speed=1.0)
     sim.start(); ...; sim.stop()
     """
+
+    # delays of the two-leg flows (bridging.py), at speed 1.0
+    ANSWER_DELAY_S = ANSWER_DELAY
+    BUSY_S = BUSY_DELAY
+    NO_ANSWER_S = NO_ANSWER_TIMEOUT
+    REMOTE_HANGUP_S = REMOTE_HANGUP_AFTER
 
     def __init__(self, host="127.0.0.1", port=0, password="ClueCon", recordings_root=None, speed=1.0,
                  gateway_dir=None, strict_gateways=False, max_queue=100000, max_missed=500,
@@ -1372,7 +1384,13 @@ class ESLSimulator:
         ch = self._channel_for(parts[0])
         if ch is None:
             return "-ERR No such channel!\n"
-        ch.transferred_to = parts[1]
+        dest = parts[2] if parts[1] in ("-bleg", "-both") and len(parts) > 2 else parts[1]
+        dest = dest.strip("'")
+        if dest.startswith("^^") and len(dest) > 2:  # '^^;' picks the inline list's separator
+            dest = dest[3:]
+        ch.transferred_to = dest
+        if len(parts) > 2 and parts[-1] == "inline" and dest.startswith("bridge:"):
+            self._transfer_to_bridge(ch, dest[len("bridge:"):])
         return "+OK\n"
 
     def _api_originate(self, arg):
@@ -1661,6 +1679,51 @@ class ESLSimulator:
         else:
             app_name, app_arg = "park", ""
         cid_num = args[5] if len(args) > 5 and args[5] != "undef" else None
+        where = self._dial_target(dialstring)
+        error, user = where.error, where.user
+        uuid = dial_vars.get("origination_uuid") or str(uuidlib.uuid4())
+        cid = dial_vars.get("origination_caller_id_number") or cid_num or "0000000000"
+        if error is not None:
+            if error in ("INVALID_PROFILE", "INVALID_GATEWAY"):
+                gevent.spawn(self._bad_profile_flow, uuid, dial_vars, error, job, arg)
+            elif job:
+                gevent.spawn(self._job_done, job, f"-ERR {error}\n")
+            log.info("originate %s failed: %s", dialstring, error)
+            return None, (f"-ERR {error}\n" if job is None else None)
+        scenario = "phone" if where.tech == "user" else _scenario(user)
+        ch = self._make_channel(uuid, where, cid, dial_vars, scenario, app_name, app_arg)
+        ch.job = job
+        ch.originate_arg = arg
+        log.info("originate %s -> %s (%s) uuid=%s", cid, user, scenario, uuid)
+        if scenario == "phone":  # an agent's phone rings first (bridging.py)
+            ch.flow = gevent.spawn(self._agent_first_flow, ch, app_arg if app_name == "bridge" else None)
+        else:
+            ch.flow = gevent.spawn(self._outbound_flow, ch)
+        return ch, None
+
+    _parse_dial = staticmethod(parse_dial_vars)
+
+    @staticmethod
+    def scenario_of(user):
+        return _scenario(user)
+
+    def _make_channel(self, uuid, where, cid, dial_vars, scenario, app_name="park", app_arg=""):
+        ch = Channel(self, uuid, "outbound", where.user, cid, where.profile, where.channel_name, where.userhost,
+                     where.hostport, dial_vars, scenario, application=app_name, application_data=app_arg,
+                     gateway=where.gateway)
+        if where.tech == "user":
+            ch.phone_user = where.user
+        self.channels[uuid] = ch
+        self._sessions_total += 1
+        self._peak = max(self._peak, len(self.channels))
+        gw = self.gateways.get(where.gateway) if where.gateway else None
+        if gw is not None:
+            gw.calls_out += 1
+        return ch
+
+    def _dial_target(self, dialstring):
+        """Where a dial string goes: tech, user, profile, channel_name, userhost, hostport, gateway,
+        error (None, or the originate failure)."""
         parts = dialstring.split("/")
         tech = parts[0].lower()
         gateway = None
@@ -1701,29 +1764,14 @@ class ESLSimulator:
         else:
             error = "CHAN_NOT_IMPLEMENTED"
             user, hostport, channel_name, userhost = "", "", "", ""
-        uuid = dial_vars.get("origination_uuid") or str(uuidlib.uuid4())
-        cid = dial_vars.get("origination_caller_id_number") or cid_num or "0000000000"
-        if error is not None:
-            if error in ("INVALID_PROFILE", "INVALID_GATEWAY"):
-                gevent.spawn(self._bad_profile_flow, uuid, dial_vars, error, job, arg)
-            elif job:
-                gevent.spawn(self._job_done, job, f"-ERR {error}\n")
-            log.info("originate %s failed: %s", dialstring, error)
-            return None, (f"-ERR {error}\n" if job is None else None)
-        scenario = _scenario(user)
-        ch = Channel(self, uuid, "outbound", user, cid, profile, channel_name, userhost, hostport, dial_vars,
-                     scenario, application=app_name, application_data=app_arg, gateway=gateway)
-        ch.job = job
-        ch.originate_arg = arg
-        self.channels[uuid] = ch
-        self._sessions_total += 1
-        self._peak = max(self._peak, len(self.channels))
-        gw = self.gateways.get(gateway) if gateway else None
-        if gw is not None:
-            gw.calls_out += 1
-        log.info("originate %s -> %s (%s) uuid=%s", cid, user, scenario, uuid)
-        ch.flow = gevent.spawn(self._outbound_flow, ch)
-        return ch, None
+        if tech == "user" and user not in self.phones:
+            error = "USER_NOT_REGISTERED"
+        if tech == "user" and error is None:
+            hostport = "127.0.0.1:21224"  # the rig's phones register from here (12_api_show_registrations_*)
+            userhost = f"gw+phone{user}@{hostport}"
+            channel_name = f"sofia/internal/{userhost}"
+        return SimpleNamespace(tech=tech, user=user, profile=profile, channel_name=channel_name,
+                               userhost=userhost, hostport=hostport, gateway=gateway, error=error)
 
     def _job_done(self, job, result):
         job_uuid, command, arg = job
@@ -1830,6 +1878,18 @@ class ESLSimulator:
     def _hangup(self, ch, cause="NORMAL_CLEARING", local=True):
         if ch.ended or ch.hangup_us:
             return
+        if ch.bridge is not None:
+            self._hangup_bridged(ch, cause, local)
+            return
+        partner, ch.partner = ch.partner, None
+        if partner is not None:  # a leg of a two-leg call that is not bridged (yet): both go
+            partner.partner = None
+            self._hangup_alone(ch, cause, local)
+            self._hangup(partner, cause, local=True)
+            return
+        self._hangup_alone(ch, cause, local)
+
+    def _hangup_alone(self, ch, cause, local):
         if ch.flow is not None and not ch.flow.dead and ch.flow is not gevent.getcurrent():
             ch.flow.kill(block=False)
         if not ch.answered:

@@ -9,6 +9,7 @@ from tests.conftest import wait_until
 from tests.esl_sim import templates as T
 from tests.esl_sim import transcripts as tr
 from tests.esl_sim.server import control_template
+from tests.integration.test_bridging import call_of, legs_up, make_agent, number, start
 
 GW = "gw1"
 
@@ -128,3 +129,18 @@ def test_the_simulator_holds_like_the_real_switch(stack, sim):
             [k for k in real[name] if not k.startswith("variable_")]
         assert dict(rendered)["Unique-ID"] == ch.uuid
     stack.post(f"/api/calls/{call['id']}/end")
+
+
+def test_mute_and_unmute_silence_the_agent_leg(stack, sim):
+    agent_id = make_agent(stack)
+    call = start(stack, number(), agent_id)
+    wait_until(lambda: call_of(stack, call["id"])["bridged_at"], 10, message="bridged")
+    muted = stack.post(f"/api/calls/{call['id']}/mute")
+    assert muted.status_code == 200, muted.text
+    assert sim.channels[call["agent_leg_uuid"]].muted
+    assert not getattr(sim.channels[call["fs_uuid"]], "muted", False)  # the customer is not muted
+    unmuted = stack.post(f"/api/calls/{call['id']}/unmute")
+    assert unmuted.status_code == 200, unmuted.text
+    assert not sim.channels[call["agent_leg_uuid"]].muted
+    stack.post(f"/api/calls/{call['id']}/end", {})
+    wait_until(lambda: not legs_up(sim, call), 5)
