@@ -5,7 +5,7 @@ from freeswitch.esl.commands import FreeSwitchCommands
 from models import check_schema_current, db, init_db
 from services import live, outbox_relay
 from services.agents import service as agents
-from services.calls import control as call_control
+from services.calls import controls as call_control
 from services.calls.service import CallService
 from services.publisher import Publisher
 from services.quality import service as quality

@@ -47,6 +47,13 @@ POLICY = {
     ("calls.CallUnmute", "POST"): AGENT,
     ("calls.CallDtmf", "POST"): AGENT,
     ("calls.CallTransfer", "POST"): AGENT,
+    ("calls.CallTransferComplete", "POST"): AGENT,
+    ("calls.CallTransferCancel", "POST"): AGENT,
+    # monitoring: supervisors only (agents get 403), on any call
+    ("calls.CallMonitorStart", "POST"): SUPERVISOR,
+    ("calls.CallMonitorMode", "POST"): SUPERVISOR,
+    ("calls.CallMonitorMode", "PUT"): SUPERVISOR,
+    ("calls.CallMonitorStop", "POST"): SUPERVISOR,
     # recordings: agents record and play their own calls; only admins delete.
     # The view narrows an agent's list to its own calls with scoped_to_agent().
     ("recordings.RecordingList", "GET"): AGENT,

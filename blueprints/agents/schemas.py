@@ -3,6 +3,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from services.agents import state as ag
 from services.agents.endpoints import FORMS_HELP, parse_endpoint
+from services.agents.endpoints import JSON_SCHEMA as ENDPOINT_JSON_SCHEMA
 from services.agents.schemas import AgentSchema, AgentStateChangeSchema  # noqa: F401
 from services.fields import IDENT, FullMatch, StrictBoolean, UTCDateTime
 
@@ -15,8 +16,8 @@ class EndpointField(fields.Field):
     """An endpoint string or {"number", "gateway"}; loaded as its canonical string."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("metadata", {"description": FORMS_HELP,
-                                       "example": "user/1001"})
+        kwargs.setdefault("metadata", dict(ENDPOINT_JSON_SCHEMA, description=FORMS_HELP,
+                                           example="user/1001"))
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -32,7 +33,7 @@ class EndpointField(fields.Field):
 class AgentFieldsSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=128))
     endpoint = EndpointField()
-    wrapup_seconds = fields.Integer(validate=validate.Range(min=0, max=3600),
+    wrapup_seconds = fields.Integer(validate=validate.Range(min=0, max=3600), strict=True,
                                     metadata={"description": "after-call work, then available"})
     skills = fields.Dict(keys=fields.String(validate=SKILL),
                          values=fields.Integer(validate=validate.Range(min=1, max=10),
@@ -47,7 +48,8 @@ class AgentCreateSchema(AgentFieldsSchema):
                        metadata={"description": "the agent_id that calls and agent keys carry"})
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     endpoint = EndpointField(required=True)
-    wrapup_seconds = fields.Integer(load_default=30, validate=validate.Range(min=0, max=3600))
+    wrapup_seconds = fields.Integer(load_default=30, validate=validate.Range(min=0, max=3600),
+                                    strict=True)
     enabled = StrictBoolean(load_default=True)
 
 
@@ -61,7 +63,8 @@ class AgentPauseSchema(Schema):
 
 class AgentQueryArgsSchema(Schema):
     state = fields.String(validate=validate.OneOf(ag.ALL_STATES))
-    enabled = StrictBoolean()
+    enabled = fields.Boolean(truthy={"true"}, falsy={"false"},
+                             metadata={"description": "true or false"})
 
 
 class AgentStatesQueryArgsSchema(Schema):

@@ -3,11 +3,13 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from blueprints.access.identity import scoped_to_agent
+from blueprints.access.identity import current_principal, scoped_to_agent
 from blueprints.calls.schemas import (
     CallDtmfSchema,
     CallEndSchema,
     CallEventSchema,
+    CallMonitorModeSchema,
+    CallMonitorSchema,
     CallQueryArgsSchema,
     CallSchema,
     CallStartSchema,
@@ -98,10 +100,16 @@ def control():
 NOT_NOW = "The call is not in a state that allows this (not answered, ended, ...)"
 
 
+FREESWITCH_REFUSED = "FreeSWITCH refused the command (e.g. the channel went away)"
+FREESWITCH_DOWN = "FreeSWITCH unreachable; nothing was changed"
+
+
 @blp.route("/<uuid:call_id>/hold")
 class CallHold(MethodView):
     @blp.response(200, CallSchema)
     @blp.alt_response(409, description=NOT_NOW)
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
     def post(self, call_id):
         """Put the customer on hold (they hear hold music)."""
         return control().hold(call_id)
@@ -111,6 +119,8 @@ class CallHold(MethodView):
 class CallUnhold(MethodView):
     @blp.response(200, CallSchema)
     @blp.alt_response(409, description=NOT_NOW)
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
     def post(self, call_id):
         """Take the customer off hold; the time held is added to hold_seconds."""
         return control().unhold(call_id)
@@ -120,6 +130,8 @@ class CallUnhold(MethodView):
 class CallMute(MethodView):
     @blp.response(200, CallSchema)
     @blp.alt_response(409, description=NOT_NOW + "; or the call has no agent leg")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
     def post(self, call_id):
         """Mute the agent's microphone."""
         return control().mute(call_id)
@@ -129,6 +141,8 @@ class CallMute(MethodView):
 class CallUnmute(MethodView):
     @blp.response(200, CallSchema)
     @blp.alt_response(409, description=NOT_NOW + "; or the call has no agent leg")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
     def post(self, call_id):
         """Unmute the agent's microphone."""
         return control().unmute(call_id)
@@ -139,6 +153,8 @@ class CallDtmf(MethodView):
     @blp.arguments(CallDtmfSchema)
     @blp.response(200, CallSchema)
     @blp.alt_response(409, description="The call is not answered or has ended")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
     def post(self, args, call_id):
         """Send DTMF digits to the customer's side."""
         return control().dtmf(call_id, args["digits"])
@@ -150,6 +166,86 @@ class CallTransfer(MethodView):
     @blp.response(200, CallSchema)
     @blp.alt_response(409, description="The call is not answered, or the agent is not "
                       "available")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
     def post(self, args, call_id):
-        """Blind-transfer the customer to a number or an agent; the call keeps its id."""
+        """Transfer the customer to a number or an agent; the call keeps its id. Blind,
+        or attended (`attended: true`: consult the target while the customer holds)."""
+        if args.pop("attended", False):
+            return consult().start(call_id, **args)
         return control().transfer(call_id, **args)
+
+
+# ----- attended transfer and monitoring ----------------------------------------
+def consult():
+    return current_app.extensions["services"].call_consult
+
+
+def monitor():
+    return current_app.extensions["services"].call_monitor
+
+
+@blp.route("/<uuid:call_id>/transfer/complete")
+class CallTransferComplete(MethodView):
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description=NOT_NOW + "; or no attended transfer is running")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
+    def post(self, call_id):
+        """Join the customer and the consulted target; the transferring agent goes to
+        wrap-up."""
+        return consult().complete(call_id)
+
+
+@blp.route("/<uuid:call_id>/transfer/cancel")
+class CallTransferCancel(MethodView):
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description=NOT_NOW + "; or no attended transfer is running")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
+    def post(self, call_id):
+        """Hang up the consult leg and put the agent back with the customer (off hold)."""
+        return consult().cancel(call_id)
+
+
+@blp.route("/<uuid:call_id>/monitor")
+class CallMonitorStart(MethodView):
+    @blp.arguments(CallMonitorSchema)
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description=NOT_NOW + "; no agent leg; or monitored already")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
+    def post(self, args, call_id):
+        """Supervisors: ring your endpoint and, on answer, listen / whisper / barge."""
+        principal = current_principal()
+        return monitor().start(call_id, args["mode"], endpoint=args.get("endpoint"),
+                               supervisor_agent_id=principal.agent_id if principal else None)
+
+
+@blp.route("/<uuid:call_id>/monitor/mode")
+class CallMonitorMode(MethodView):
+    @blp.arguments(CallMonitorModeSchema)
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description="The call is not being monitored")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
+    def post(self, args, call_id):
+        """Switch the running monitoring to listen, whisper or barge."""
+        return monitor().switch(call_id, args["mode"])
+
+    @blp.arguments(CallMonitorModeSchema)
+    @blp.response(200, CallSchema)
+    def put(self, args, call_id):
+        """Switch the running monitoring (the same as POST)."""
+        return monitor().switch(call_id, args["mode"])
+
+
+@blp.route("/<uuid:call_id>/monitor/stop")
+class CallMonitorStop(MethodView):
+    @blp.response(200, CallSchema)
+    @blp.alt_response(409, description="The call is not being monitored")
+    @blp.alt_response(502, description=FREESWITCH_REFUSED)
+    @blp.alt_response(503, description=FREESWITCH_DOWN)
+    def post(self, call_id):
+        """Stop monitoring (the supervisor's leg hangs up)."""
+        return monitor().stop(call_id)

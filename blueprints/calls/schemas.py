@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 from blueprints.analytics.schemas import QualitySampleSchema
 from services.calls import state as cs
 from services.calls.bridging import MODES
+from services.calls.monitor import MODES as MONITOR_MODES
 from services.calls.schemas import CallSchema  # noqa: F401  (the response schema)
 from services.fields import IDENT, NUMBER, FullMatch, StrictBoolean, UTCDateTime
 
@@ -74,3 +75,20 @@ class CallTransferSchema(Schema):
     agent_id = fields.String(validate=IDENT)
     gateway = fields.String(validate=FullMatch(r"^[A-Za-z0-9_.\-]{1,64}$"), metadata={
         "description": "the gateway that reaches `to` (default: the call's, else DEFAULT_GATEWAY)"})
+    attended = StrictBoolean(load_default=False, metadata={
+        "description": "true: ring the target as a consult leg while the customer is on "
+                       "hold; then POST .../transfer/complete or .../transfer/cancel"})
+
+
+class CallMonitorSchema(Schema):
+    """A supervisor monitors a call: `mode`, and the endpoint that rings for them."""
+
+    mode = fields.String(load_default="listen", validate=validate.OneOf(MONITOR_MODES))
+    endpoint = fields.String(validate=validate.Length(max=255), metadata={
+        "description": "what rings for the supervisor (user/1003, sip:...); default: the "
+                       "endpoint of the agent the supervisor's key names",
+        "example": "user/1003"})
+
+
+class CallMonitorModeSchema(Schema):
+    mode = fields.String(required=True, validate=validate.OneOf(MONITOR_MODES))

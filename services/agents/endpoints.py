@@ -15,11 +15,25 @@ from dataclasses import dataclass
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}))*"
 _USER_RE = re.compile(rf"user/(?P<user>{_NAME})(?:@(?P<domain>{_HOST}))?")
-_SIP_RE = re.compile(rf"sip:(?P<user>[A-Za-z0-9+][A-Za-z0-9_.+\-]{{0,63}})@(?P<host>{_HOST})"
-                     r"(?::(?P<port>[0-9]{1,5}))?")
-_NUMBER_RE = re.compile(r"\+?[0-9*#]{1,32}")
-_GATEWAY_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_SIP_USER = r"[A-Za-z0-9+][A-Za-z0-9_.+\-]{0,63}"
+_SIP_RE = re.compile(rf"sip:(?P<user>{_SIP_USER})@(?P<host>{_HOST})(?::(?P<port>{_PORT}))?")
+_NUMBER = r"\+?[0-9*#]{1,32}"
+_GATEWAY = r"[A-Za-z0-9_.\-]{1,64}"
+_NUMBER_RE = re.compile(_NUMBER)
+_GATEWAY_RE = re.compile(_GATEWAY)
 _GATEWAY_FORM_RE = re.compile(r"gateway/(?P<gateway>[^/]*)/(?P<number>.*)")
+MAX_LENGTH = 255
+
+# The same rules as JSON Schema, for the OpenAPI description of the endpoint field.
+STRING_PATTERN = (rf"^(?:user/{_NAME}(?:@{_HOST})?|sip:{_SIP_USER}@{_HOST}(?::{_PORT})?"
+                  rf"|gateway/{_GATEWAY}/{_NUMBER})$")
+JSON_SCHEMA = {"oneOf": [
+    {"type": "string", "pattern": STRING_PATTERN, "maxLength": MAX_LENGTH},
+    {"type": "object", "required": ["number", "gateway"], "additionalProperties": False,
+     "properties": {"number": {"type": "string", "pattern": f"^{_NUMBER}$"},
+                    "gateway": {"type": "string", "pattern": f"^{_GATEWAY}$"}}},
+]}
 
 USER, SIP, GATEWAY = "user", "sip", "gateway"
 FORMS_HELP = ("an endpoint is user/<user>[@<domain>], sip:<user>@<host>[:<port>], "
@@ -43,7 +57,7 @@ def parse_endpoint(value):
     if isinstance(value, dict):
         return _outside(value.get("gateway"), value.get("number"), set(value) - {"gateway",
                                                                                   "number"})
-    if not isinstance(value, str) or len(value) > 255:
+    if not isinstance(value, str) or len(value) > MAX_LENGTH:
         raise ValueError(FORMS_HELP)
     match = _USER_RE.fullmatch(value)
     if match:
@@ -51,8 +65,6 @@ def parse_endpoint(value):
     match = _SIP_RE.fullmatch(value)
     if match:
         port = int(match["port"]) if match["port"] else None
-        if port is not None and not 1 <= port <= 65535:
-            raise ValueError("the SIP port must be 1-65535")
         return Endpoint(SIP, value, user=match["user"], host=match["host"], port=port)
     match = _GATEWAY_FORM_RE.fullmatch(value)
     if match:

@@ -209,9 +209,3 @@ def _transferred(call, target):
     if call.held_at is not None:
         fold_hold(call)  # a held customer leaves hold when transferred
     return {k: v for k, v in target.items() if v is not None}
-
-
-def register(services):
-    """Build the call control of a process; a call that ends on hold counts its hold."""
-    services.call_control = CallControl(services.calls, getattr(services, "agents", None))
-    services.calls.add_hook("ended", services.call_control.on_call_ended)

@@ -60,3 +60,15 @@ class CallNotifier:
 
     def call_transferred(self, call, outbox):
         self._queue("call.transferred", dump_call(call), outbox)
+
+    # ----- attended transfer and monitoring (consult.py, monitor.py) -------
+    def call_consulting(self, call, outbox):
+        """The agent consults a transfer target; the customer is on hold meanwhile."""
+        self._queue("call.transfer_consulting", dump_call(call), outbox)
+
+    def call_transfer_cancelled(self, call, outbox):
+        self._queue("call.transfer_cancelled", dump_call(call), outbox)
+
+    def call_monitor_changed(self, call, outbox):
+        """A supervisor started, switched or stopped monitoring (the trail says which)."""
+        self._queue("call.monitor_changed", dump_call(call), outbox)
