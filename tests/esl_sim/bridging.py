@@ -302,8 +302,11 @@ class BridgingMixin:
         legs = captured()
         if bridge.kind == "originate":
             self._unbridge(bridge)
-            order = [(bridge.a, legs.agent, bridge.b, legs.customer, None),
-                     (bridge.b, legs.customer, bridge.a, legs.agent, bridge.b.uuid)]
+            agent, customer = legs.agent, legs.customer
+            if ch is bridge.a:  # the agent's leg was killed (consult.py has that capture)
+                agent, customer = self._agent_killed_legs()
+            order = [(bridge.a, agent, bridge.b, customer, None),
+                     (bridge.b, customer, bridge.a, agent, bridge.b.uuid)]
         else:
             order = [(ch, *self._transfer_roles(bridge, ch)), None,
                      (other, *self._transfer_roles(bridge, other))]

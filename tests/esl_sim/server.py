@@ -39,6 +39,7 @@ import gevent.server
 from tests.esl_sim import templates as T
 from tests.esl_sim import transcripts as tr
 from tests.esl_sim.bridging import BridgingMixin
+from tests.esl_sim.consult import ConsultBridge, ConsultMixin
 
 log = logging.getLogger("tests.esl_sim")
 
@@ -732,7 +733,7 @@ def parse_dial_vars(text):
 
 
 # ============================================================================ simulator
-class ESLSimulator(BridgingMixin):
+class ESLSimulator(BridgingMixin, ConsultMixin):
     """FreeSWITCH stand-in speaking the Event Socket protocol (inbound mode).
 
     sim = ESLSimulator(host="127.0.0.1", port=0, password="ClueCon", recordings_root=None, speed=1.0)
@@ -1307,6 +1308,9 @@ class ESLSimulator(BridgingMixin):
         if ch is None:
             return "-ERR No such channel!\n"
         path = " ".join(p for p in parts[1:] if p not in ("aleg", "bleg", "both", "holdb"))
+        if path.startswith("endless_playback::"):  # hold music until the leg is bridged again
+            ch.hold_music = path.partition("::")[2]
+            return "+OK Message sent\n"
         gevent.spawn(self._execute_app, ch, "playback", path)
         return "+OK Message sent\n"
 
@@ -1389,7 +1393,9 @@ class ESLSimulator(BridgingMixin):
         if dest.startswith("^^") and len(dest) > 2:  # '^^;' picks the inline list's separator
             dest = dest[3:]
         ch.transferred_to = dest
-        if len(parts) > 2 and parts[-1] == "inline" and dest.startswith("bridge:"):
+        if len(parts) > 2 and parts[-1] == "inline" and ";" in dest:  # a consult (consult.py)
+            self._transfer_app_list(ch, dest.split(";"))
+        elif len(parts) > 2 and parts[-1] == "inline" and dest.startswith("bridge:"):
             self._transfer_to_bridge(ch, dest[len("bridge:"):])
         return "+OK\n"
 
@@ -1695,7 +1701,9 @@ class ESLSimulator(BridgingMixin):
         ch.job = job
         ch.originate_arg = arg
         log.info("originate %s -> %s (%s) uuid=%s", cid, user, scenario, uuid)
-        if scenario == "phone":  # an agent's phone rings first (bridging.py)
+        if scenario == "phone" and app_name == "eavesdrop":  # a supervisor (consult.py)
+            ch.flow = gevent.spawn(self._eavesdrop_flow, ch, app_arg)
+        elif scenario == "phone":  # an agent's phone rings first (bridging.py)
             ch.flow = gevent.spawn(self._agent_first_flow, ch, app_arg if app_name == "bridge" else None)
         else:
             ch.flow = gevent.spawn(self._outbound_flow, ch)
@@ -1869,6 +1877,7 @@ class ESLSimulator(BridgingMixin):
     def _forget_channel(self, ch):
         ch.ended = True
         self.channels.pop(ch.uuid, None)
+        self._end_eavesdroppers(ch)
         if self.show_channels_lag:
             ch.hangup_us = ch.hangup_us or _now_us()
             self._gone_listed.append(ch)
@@ -1878,8 +1887,13 @@ class ESLSimulator(BridgingMixin):
     def _hangup(self, ch, cause="NORMAL_CLEARING", local=True):
         if ch.ended or ch.hangup_us:
             return
+        if isinstance(ch.bridge, ConsultBridge):
+            self._hangup_consult_bridged(ch, cause, local)
+            return
         if ch.bridge is not None:
             self._hangup_bridged(ch, cause, local)
+            return
+        if self._consult_leg_hangup(ch, cause, local):
             return
         partner, ch.partner = ch.partner, None
         if partner is not None:  # a leg of a two-leg call that is not bridged (yet): both go
