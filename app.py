@@ -1,7 +1,6 @@
 """The application factory: config, database, Redis, Api, Sock, blueprints, errors, CLI."""
 import logging
 
-import click
 from flask import Flask
 from flask_smorest import Api
 from flask_sock import Sock
@@ -19,7 +18,7 @@ from blueprints.sip.routes import blp as sip_blp
 from blueprints.ws import routes as ws_routes
 from blueprints.ws.metrics_routes import blp as metrics_blp
 from config import load_config
-from models import create_tables, db
+from models import db
 from services.container import build_process_services
 
 # Order matters for routing: /api/calls/recordings and /api/calls/statistics are
@@ -45,14 +44,6 @@ class CallCenterApi(Api):
                            "last_page, page, previous_page, next_page. `total` is exact up "
                            "to 10,000 and reads 10,001 beyond.",
             "schema": {"type": "string"}}, lazy=True)
-
-
-def register_cli(app):
-    @app.cli.command("init-db")
-    def init_db_command():
-        """Create missing tables and indexes (safe to run twice)."""
-        create_tables()
-        click.echo("database ready")
 
 
 def create_app(config=None):
@@ -87,5 +78,4 @@ def create_app(config=None):
     ws_routes.register(app, sock)
     install_request_timing(app)
     register_error_handlers(app)
-    register_cli(app)
     return app

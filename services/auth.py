@@ -34,6 +34,7 @@ import peewee
 from models.auth import ApiKey
 from models.call import Call
 from models.db import make_database, utcnow
+from models.migrations import upgrade
 from models.recording import Recording
 from services.database import database_connection
 from services.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -197,15 +198,15 @@ def authenticate(credential, secret):
 def create_key(role, name, agent_id=None, database_url=None):
     """Create a key and return its plaintext: for tests and scripts.
 
-    With database_url the key goes into that database (tables created if
-    needed) without touching the process-wide binding; otherwise into the bound one.
+    With database_url the key goes into that database (brought to the newest
+    schema first) without touching the process-wide binding; otherwise into the bound one.
     """
     if database_url is None:
         return ApiKeyService().create(role, name, agent_id)[1]
     database = make_database(database_url)
     try:
         with database.bind_ctx([ApiKey]), database.connection_context():
-            database.create_tables([ApiKey], safe=True)
+            upgrade(database)
             return ApiKeyService().create(role, name, agent_id)[1]
     finally:
         database.close()

@@ -21,6 +21,16 @@ def park_after_bridge_command(fs_uuid):
     return f"uuid_setvar {check_uuid(fs_uuid)} park_after_bridge true"
 
 
+def end_with_partner_command(fs_uuid):
+    """After a consult: the customer's leg hangs up with its partner again (no silent park)."""
+    return f"uuid_setvar {check_uuid(fs_uuid)} park_after_bridge false"
+
+
+def hangup_after_bridge_command(fs_uuid):
+    """After a cancelled consult: the agent's leg hangs up with the customer again."""
+    return f"uuid_setvar {check_uuid(fs_uuid)} hangup_after_bridge true"
+
+
 def hold_music_command(fs_uuid):
     """Play the switch's hold music to a parked leg until it is bridged again."""
     return f"uuid_broadcast {check_uuid(fs_uuid)} endless_playback::${{hold_music}} aleg"

@@ -71,6 +71,7 @@ class CallConsult:
         _check_consult(call, want=True)
         started = self._consult_of(call)
         self.control._send(fcc.uuid_bridge_command(call.fs_uuid, call.consult_leg_uuid))
+        self._try(fcc.end_with_partner_command(call.fs_uuid))
         from_agent, from_leg = call.agent_id, call.agent_leg_uuid
         target_agent = started.get("agent_id")
 
@@ -97,6 +98,8 @@ class CallConsult:
         started = self._consult_of(call)
         self._try(f"uuid_kill {fsc.check_uuid(call.consult_leg_uuid)} NORMAL_CLEARING")
         self.control._send(fcc.uuid_bridge_command(call.agent_leg_uuid, call.fs_uuid))
+        self._try(fcc.end_with_partner_command(call.fs_uuid))
+        self._try(fcc.hangup_after_bridge_command(call.agent_leg_uuid))
 
         def change(c):
             leg, c.consult_leg_uuid = c.consult_leg_uuid, None
