@@ -39,7 +39,7 @@ class CallControl:
         """Put the customer on hold: they hear the switch's hold music."""
         call = self._answered(call_id, "hold")
         _check_hold(call, want_held=False)
-        self._send(fsc.hold_command(_hold_leg(call)))
+        self._send_hold(fsc.hold_command(_hold_leg(call)))
         return self._record(call_id, "api.hold", self._set_held, self.notifier.call_held,
                             check=lambda c: _check_hold(c, want_held=False))
 
@@ -47,9 +47,20 @@ class CallControl:
         """Take the customer off hold; the time on hold is added to hold_seconds."""
         call = self._answered(call_id, "unhold")
         _check_hold(call, want_held=True)
-        self._send(fsc.hold_command(_hold_leg(call), off=True))
+        self._send_hold(fsc.hold_command(_hold_leg(call), off=True))
         return self._record(call_id, "api.unhold", fold_hold, self.notifier.call_unheld,
                             check=lambda c: _check_hold(c, want_held=True))
+
+    def _send_hold(self, command):
+        """uuid_hold [off]: FreeSWITCH answers "-ERR Operation failed" when the leg already
+        is where we want it (held, or not held); the switch is then right as it is and the
+        call's record follows it instead of failing with a 502."""
+        try:
+            self._send(command)
+        except BadGateway as exc:
+            if "Operation failed" not in exc.message:
+                raise
+            logger.info("%s: the leg already was in that state at the switch", command)
 
     @staticmethod
     def _set_held(call):

@@ -144,3 +144,17 @@ def test_mute_and_unmute_silence_the_agent_leg(stack, sim):
     assert not sim.channels[call["agent_leg_uuid"]].muted
     stack.post(f"/api/calls/{call['id']}/end", {})
     wait_until(lambda: not legs_up(sim, call), 5)
+
+
+def test_hold_follows_the_switch_when_the_leg_already_is_held_there(stack, sim):
+    """Held at the switch but not in the record (a phone's own hold key, a lost answer):
+    the switch answers -ERR Operation failed, and the API records the hold instead of a 502."""
+    call = answered_call(stack)
+    assert sim.api("uuid_hold", call["fs_uuid"]) == "+OK Success\n"
+    held = post(stack, call["id"], "hold")
+    assert held.status_code == 200, held.text
+    assert held.json()["on_hold"] is True
+    assert sim.api("uuid_hold", f"off {call['fs_uuid']}") == "+OK Success\n"
+    back = post(stack, call["id"], "unhold")
+    assert back.status_code == 200 and back.json()["on_hold"] is False
+    stack.post(f"/api/calls/{call['id']}/end")
