@@ -52,6 +52,9 @@ def main():
     print(figures.report())
     if figures.wrong:
         print("wrong final statuses (first 10):", figures.wrong[:10])
+    for call_id, status, announced, trail in figures.feed_missing_final[:5]:
+        print(f"final status not announced: call {call_id} is {status}, last announced "
+              f"{announced}; trail {trail}")
 
 
 if __name__ == "__main__":
