@@ -11,31 +11,14 @@ import gevent
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.agent_helpers import agent_of, call_of, make_agent
 
 GW = "gw1"
 LIVE = {"initiated", "ringing", "in-progress"}
 
 
-def make_agent(stack, endpoint="user/1001"):
-    agent_id = "br-" + uuid.uuid4().hex[:8]
-    resp = stack.post("/api/agents", {"id": agent_id, "name": agent_id, "endpoint": endpoint,
-                                      "wrapup_seconds": 1})
-    assert resp.status_code == 201, resp.text
-    resp = stack.post(f"/api/agents/{agent_id}/login")
-    assert resp.status_code == 200 and resp.json()["state"] == "available", resp.text
-    return agent_id
-
-
 def number(prefix="1555"):
     return prefix + str(uuid.uuid4().int)[:7]
-
-
-def call_of(stack, call_id):
-    return stack.get(f"/api/calls/{call_id}").json()
-
-
-def agent_of(stack, agent_id):
-    return stack.get(f"/api/agents/{agent_id}").json()
 
 
 def start(stack, to, agent_id, **extra):

@@ -10,6 +10,7 @@ import gevent
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.agent_helpers import agent_of, call_of, make_agent
 
 LIVE = {"initiated", "ringing", "in-progress"}
 
@@ -20,26 +21,8 @@ def real_stack(stack_factory, db_url, real_freeswitch):
                          FREESWITCH_ORIGINATE_TIMEOUT="4", **real_freeswitch.env)
 
 
-def make_agent(stack, endpoint="user/1001"):
-    agent_id = "bf-" + uuid.uuid4().hex[:8]
-    resp = stack.post("/api/agents", {"id": agent_id, "name": agent_id, "endpoint": endpoint,
-                                      "wrapup_seconds": 1})
-    assert resp.status_code == 201, resp.text
-    resp = stack.post(f"/api/agents/{agent_id}/login")
-    assert resp.status_code == 200 and resp.json()["state"] == "available", resp.text
-    return agent_id
-
-
 def number(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def call_of(stack, call_id):
-    return stack.get(f"/api/calls/{call_id}").json()
-
-
-def agent_of(stack, agent_id):
-    return stack.get(f"/api/agents/{agent_id}").json()
 
 
 def dialled_numbers(switch):

@@ -10,26 +10,9 @@ import uuid
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.agent_helpers import agent_state, call_of, make_agent
 
 GW = "gw1"
-
-
-def make_agent(stack, endpoint):
-    agent_id = "cm-" + uuid.uuid4().hex[:8]
-    resp = stack.post("/api/agents", {"id": agent_id, "name": agent_id, "endpoint": endpoint,
-                                      "wrapup_seconds": 30})
-    assert resp.status_code == 201, resp.text
-    resp = stack.post(f"/api/agents/{agent_id}/login")
-    assert resp.status_code == 200 and resp.json()["state"] == "available", resp.text
-    return agent_id
-
-
-def agent_state(stack, agent_id):
-    return stack.get(f"/api/agents/{agent_id}").json()["state"]
-
-
-def call_of(stack, call_id):
-    return stack.get(f"/api/calls/{call_id}").json()
 
 
 def bridged_call(stack, agent_id):
@@ -68,7 +51,8 @@ def consulting(stack, sim, call, second):
 
 @pytest.fixture(scope="module")
 def agents(stack):
-    return make_agent(stack, "user/1001"), make_agent(stack, "user/1002")
+    return tuple(make_agent(stack, phone, wrapup_seconds=30, prefix="cm")
+                 for phone in ("user/1001", "user/1002"))
 
 
 def test_attended_transfer_complete(stack, sim, agents):

@@ -6,26 +6,13 @@ import uuid
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.agent_helpers import agent_state, make_agent
 
 
 @pytest.fixture(scope="module")
 def real_stack(stack_factory, db_url, real_freeswitch):
     return stack_factory(db_url, None, DEFAULT_GATEWAY="farend",
                          FREESWITCH_ORIGINATE_TIMEOUT="4", **real_freeswitch.env)
-
-
-def make_agent(stack, endpoint):
-    agent_id = "cm-" + uuid.uuid4().hex[:8]
-    resp = stack.post("/api/agents", {"id": agent_id, "name": agent_id, "endpoint": endpoint,
-                                      "wrapup_seconds": 30})
-    assert resp.status_code == 201, resp.text
-    resp = stack.post(f"/api/agents/{agent_id}/login")
-    assert resp.status_code == 200 and resp.json()["state"] == "available", resp.text
-    return agent_id
-
-
-def agent_state(stack, agent_id):
-    return stack.get(f"/api/agents/{agent_id}").json()["state"]
 
 
 def bridged_call(stack, agent_id):
@@ -59,7 +46,8 @@ def consulting(stack, switch, call, second):
 
 @pytest.fixture(scope="module")
 def agents(real_stack):
-    return make_agent(real_stack, "user/1001"), make_agent(real_stack, "user/1002")
+    return tuple(make_agent(real_stack, phone, wrapup_seconds=30, prefix="cm")
+                 for phone in ("user/1001", "user/1002"))
 
 
 def test_attended_transfer_complete(real_stack, real_freeswitch, agents):
