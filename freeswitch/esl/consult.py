@@ -21,6 +21,11 @@ def park_after_bridge_command(fs_uuid):
     return f"uuid_setvar {check_uuid(fs_uuid)} park_after_bridge true"
 
 
+def hangup_command(fs_uuid, cause="NORMAL_CLEARING"):
+    """Hang up one leg (a consult, a monitor, a transferred agent) and only it."""
+    return f"uuid_kill {check_uuid(fs_uuid)} {cause}"
+
+
 def end_with_partner_command(fs_uuid):
     """After a consult: the customer's leg hangs up with its partner again (no silent park)."""
     return f"uuid_setvar {check_uuid(fs_uuid)} park_after_bridge false"

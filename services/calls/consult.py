@@ -2,7 +2,6 @@
 import logging
 import uuid
 
-from freeswitch.esl import commands as fsc
 from freeswitch.esl import consult as fcc
 from models import utcnow
 from services.calls.control import fold_hold
@@ -85,7 +84,7 @@ class CallConsult:
                                     self.calls.notifier.call_transferred,
                                     check=lambda c: _check_consult(c, want=True))
         if from_leg:
-            self._try(f"uuid_kill {fsc.check_uuid(from_leg)} NORMAL_CLEARING")
+            self._try(fcc.hangup_command(from_leg))
         if from_agent and from_agent != target_agent:
             self.agents.released(from_agent, call.id)  # on-call -> wrap-up
         if target_agent:
@@ -96,7 +95,7 @@ class CallConsult:
         call = self.control._answered(call_id, "cancel a transfer")
         _check_consult(call, want=True)
         started = self._consult_of(call)
-        self._try(f"uuid_kill {fsc.check_uuid(call.consult_leg_uuid)} NORMAL_CLEARING")
+        self._try(fcc.hangup_command(call.consult_leg_uuid))
         self.control._send(fcc.uuid_bridge_command(call.agent_leg_uuid, call.fs_uuid))
         self._try(fcc.end_with_partner_command(call.fs_uuid))
         self._try(fcc.hangup_after_bridge_command(call.agent_leg_uuid))

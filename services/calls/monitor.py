@@ -1,7 +1,6 @@
 """CallMonitor: a supervisor listens to, whispers to or barges into an agent's live call."""
 import uuid
 
-from freeswitch.esl import commands as fsc
 from freeswitch.esl import consult as fcc
 from freeswitch.esl.connection import FreeSwitchUnavailable
 from services.agents.endpoints import dial_string, parse_endpoint
@@ -62,7 +61,7 @@ class CallMonitor:
         if not running:
             raise Conflict(f"call {call.id} is not being monitored", error_id="no_monitor")
         try:
-            self.control._send(f"uuid_kill {fsc.check_uuid(running['leg'])} NORMAL_CLEARING")
+            self.control._send(fcc.hangup_command(running["leg"]))
         except Conflict:
             pass  # the supervisor hung up already: stopping is done
         return self.control._record(call_id, STOP_EVENT,
