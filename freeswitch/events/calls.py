@@ -3,7 +3,7 @@ import logging
 
 from freeswitch.esl.commands import ChannelSnapshot
 from models import utcnow
-from models.call import AGENT_FIRST, LEG_AGENT, LEG_CONSULT, LEG_CUSTOMER
+from models.call import AGENT_FIRST, LEG_AGENT
 from services.calls import state as cs
 from services.calls.bridging import LEG_FORMER, leg_of
 from services.calls.service import SOURCE_FS, SOURCE_RECONCILE, CallService, fs_time
@@ -194,7 +194,7 @@ class CallEventHandlers:
         if call is None:
             logger.debug("%s of a channel of no call ignored: %s", event.get("Event-Name"), fs_uuid)
             return
-        data = {"leg": _leg_of(call, fs_uuid), "uuid": fs_uuid}
+        data = {"leg": leg_of(call, event), "uuid": fs_uuid}
         if event.get("DTMF-Digit"):
             data["digit"] = event["DTMF-Digit"]
         self.calls.note(call, SOURCE_FS, event.get("Event-Name", "?"), data=data,
@@ -320,13 +320,6 @@ def _status_in_dump(dump):
     if dump.get("Answer-State") == "early" or fs_time(dump, "Caller-Channel-Progress-Time"):
         return cs.RINGING
     return cs.INITIATED
-
-
-def _leg_of(call, fs_uuid):
-    """Which of the call's legs a channel is (customer, agent, consult, or other)."""
-    legs = {call.fs_uuid: LEG_CUSTOMER, call.agent_leg_uuid: LEG_AGENT,
-            call.consult_leg_uuid: LEG_CONSULT}
-    return legs.get(fs_uuid, "other")
 
 
 def _int(value):

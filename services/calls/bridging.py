@@ -12,6 +12,7 @@ from models.call import (  # noqa: F401  (MODES: re-exported for the request sch
     AGENT_FIRST,
     CUSTOMER_FIRST,
     LEG_AGENT,
+    LEG_CONSULT,
     LEG_CUSTOMER,
     MODES,
 )
@@ -55,6 +56,8 @@ def leg_of(call, event):
         return tagged
     if call.agent_leg_uuid and fs_uuid == call.agent_leg_uuid:
         return LEG_AGENT
+    if call.consult_leg_uuid and fs_uuid == call.consult_leg_uuid:
+        return LEG_CONSULT
     return LEG_CUSTOMER
 
 
