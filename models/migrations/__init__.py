@@ -13,11 +13,21 @@ import logging
 import peewee
 from playhouse.migrate import SchemaMigrator
 
-from models.migrations import m0001_baseline, m0002_outbox, m0003_agents, m0004_call_legs
+from models.migrations import (
+    m0001_baseline,
+    m0002_outbox,
+    m0003_agents,
+    m0004_call_legs,
+    m0005_queues,
+    m0006_transcripts,
+    m0007_webhooks,
+    m0008_nodes,
+)
 
 logger = logging.getLogger(__name__)
 
-STEPS = (m0001_baseline, m0002_outbox, m0003_agents, m0004_call_legs)
+STEPS = (m0001_baseline, m0002_outbox, m0003_agents, m0004_call_legs, m0005_queues,
+         m0006_transcripts, m0007_webhooks, m0008_nodes)
 LATEST = STEPS[-1].VERSION
 MIGRATE_COMMAND = "python -m models.migrate"
 VERSION_TABLE = "schema_version"
