@@ -13,8 +13,9 @@ PAUSED = "paused"
 ALL_STATES = (LOGGED_OUT, AVAILABLE, RINGING, ON_CALL, WRAP_UP, PAUSED)
 
 # Why an agent is paused: the agent's own reasons, and no-answer (an offered
-# call rang out: the agent is taken out of rotation until they resume).
-PAUSE_REASONS = ("break", "lunch", "training", "other", "no-answer")
+# call rang out: the agent is taken out of rotation until they resume), and
+# phone-offline (the agent's browser phone is no longer registered; back when it is).
+PAUSE_REASONS = ("break", "lunch", "training", "other", "no-answer", "phone-offline")
 
 
 class Agent(BaseModel):
@@ -34,6 +35,7 @@ class Agent(BaseModel):
     call_id = peewee.CharField(max_length=36, null=True)
     # When an agent in wrap-up goes back to available on its own.
     wrapup_until = peewee.DateTimeField(null=True, index=True)
+    missed_offers = peewee.IntegerField(default=0)  # queue offers missed in a row; reset on answer
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 

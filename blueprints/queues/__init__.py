@@ -1,0 +1,1 @@
+"""The queues resource: inbound queues (ACD), their members, hours and overflow actions."""

@@ -1,0 +1,82 @@
+"""Rebuilding the queues when a process becomes the dispatcher (start, leader change).
+
+The order and state of the queues are in the database (QueueEntry); FreeSWITCH has the
+callers (parked) and the agents' legs. Whatever happened while no dispatcher ran is
+brought in line with `show channels` (each absent channel confirmed with uuid_exists,
+as the listing lags the events):
+- a live entry whose caller's channel is gone: abandoned;
+- an offer whose agent leg is gone: the agent is back (no miss) and, with nobody else
+  ringing, the caller waits again (checked only a few seconds after the process became
+  leader: the former leader's last offers may still be on their way to the switch);
+- an offer whose agent leg is up and answered (its answer was missed): answered and bridged.
+"""
+import logging
+
+from freeswitch.esl.commands import (
+    SHOW_CHANNELS,
+    parse_channels,
+    parse_uuid_dump,
+    parse_uuid_exists,
+    uuid_dump_command,
+    uuid_exists_command,
+)
+from models import Call
+from models.queue import ABANDONED, ENTRY_LIVE, OFFERING, QueueEntry
+from services.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+
+def recover(engine, offers_too=True):
+    """Bring the live entries in line with the switch's channels; returns how many changed.
+
+    A process that just became leader calls it with offers_too=False, then again a few
+    seconds later with True: the previous leader may have offers committed whose agent
+    legs it has not originated yet, and those must not be taken for legs that are gone."""
+    entries = list(QueueEntry.select().where(QueueEntry.status.in_(ENTRY_LIVE)))
+    if not entries:
+        return 0
+    up = set()
+    for node in engine.commands.node_names():
+        try:
+            up |= {row.get("uuid") for row in parse_channels(
+                engine.commands.send(SHOW_CHANNELS, node))}
+        except (ValueError, TypeError, AttributeError) as exc:
+            logger.warning("queues: cannot list channels of node %s to rebuild the queues "
+                           "(%s); later", node or "default", exc)
+            return 0
+    calls = {c.id: c for c in Call.select().where(Call.id.in_([e.call_id for e in entries]))}
+    changed = 0
+    for entry in entries:
+        call = calls.get(entry.call_id)
+        with Outbox().atomic() as outbox:
+            if call is None or not _alive(engine, call.fs_uuid, up, entry.node):
+                changed += engine.leave(entry, ABANDONED, outbox)
+            elif entry.status == OFFERING and offers_too:
+                changed += _recover_offer(engine, entry, up, outbox)
+    if changed:
+        logger.info("queues rebuilt: %d of %d live callers changed", changed, len(entries))
+    return changed
+
+
+def _alive(engine, fs_uuid, up, node=None):
+    if not fs_uuid:
+        return False
+    if fs_uuid in up:
+        return True
+    return parse_uuid_exists(engine.commands.send(uuid_exists_command(fs_uuid), node)) \
+        is not False
+
+
+def _recover_offer(engine, entry, up, outbox):
+    changed = 0
+    legs = entry.offer_leg_uuids or {}
+    for agent_id in list(entry.offering_agents or []):
+        leg = legs.get(agent_id)
+        if not leg or not _alive(engine, leg, up, entry.node):
+            changed += engine.offers.failed(entry, agent_id, outbox, count_miss=False)
+            continue
+        dump = parse_uuid_dump(engine.commands.send(uuid_dump_command(leg), entry.node) or "")
+        if dump and dump.get("Answer-State") == "answered":
+            changed += engine.offers.answered(entry, agent_id, leg, outbox)
+    return changed

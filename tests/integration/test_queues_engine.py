@@ -1,0 +1,233 @@
+"""Inbound queues against the ESL simulator: an inbound caller is routed by the number it
+dialled to a queue, hears music, is offered to an agent whose phone rings and, answered,
+is bridged; abandon, overflow at maximum wait, closed hours, skills, ring-all, and an agent
+who does not answer (next agent; paused after the queue's max_missed_offers).
+
+Queues, members and routes are written straight to the stack's database (the REST API for
+them has its own tests); everything else is the stack's own work, seen through the API,
+the simulator's channels and the database.
+"""
+import datetime
+
+import gevent
+import pytest
+
+from models.queue import QueueEntry, QueueMember
+from tests.conftest import ChannelRecorder, wait_until
+from tests.integration.agent_helpers import agent_of, make_agent
+from tests.integration.queue_helpers import (
+    call_of_channel,
+    call_row,
+    entries_of,
+    entry_of,
+    entry_status,
+    make_queue,
+    route_to,
+)
+
+CLOSED_ALWAYS = {"timezone": "UTC", "days": {}}
+
+
+@pytest.fixture(scope="module")
+def qstack(stack_factory, db_url, sim, bound_db):
+    return stack_factory(db_url, sim)
+
+
+@pytest.fixture
+def phones(sim):
+    """Set what phones do (farend_phone_N); all answer again afterwards."""
+    def set_to(user, behaviour):
+        sim.global_vars[f"farend_phone_{user}"] = behaviour
+    yield set_to
+    for key in [k for k in sim.global_vars if k.startswith("farend_phone_")]:
+        sim.global_vars.pop(key)
+
+
+@pytest.fixture(autouse=True)
+def _agents_out(qstack):
+    """Each test starts with every agent logged out (their phones are shared)."""
+    yield
+    listed = qstack.get("/api/agents").json()
+    for agent in listed if isinstance(listed, list) else listed.get("items", []):
+        if agent["state"] in ("available", "paused", "wrap-up"):
+            qstack.post(f"/api/agents/{agent['id']}/logout")
+
+
+@pytest.fixture(autouse=True)
+def _no_channels_left(sim):
+    """The simulator is shared by the SQLite and PostgreSQL runs: no caller outlives its test."""
+    yield
+    for fs_uuid in list(sim.channels):
+        channel = sim.channels.get(fs_uuid)
+        if channel is not None and channel.direction == "inbound":
+            sim.hangup(fs_uuid)
+    wait_until(lambda: not sim.channels, 10, message="no channel left in the simulator")
+
+
+def agent_leg_of(sim, phone):
+    found = [ch for ch in sim.channels.values() if ch.phone_user == phone and not ch.ended]
+    return found[0] if found else None
+
+
+def test_caller_queues_with_music_then_is_answered_by_an_agent(qstack, sim):
+    agent_id = make_agent(qstack, "user/1001", prefix="qa")
+    queue_id = make_queue([agent_id], wrapup_seconds=7)
+    number = route_to(queue_id)
+    caller = sim.inbound_call("15550001000", number, answer_after=0.05)
+    call = call_of_channel(caller)
+    wait_until(lambda: entry_status(call.id) == "answered", 10, message="answered")
+    entry = entries_of(call.id)[-1]
+    assert entry.queue_id == queue_id and entry.agent_id == agent_id
+    assert entry.wait_seconds is not None and entry.offers == 1
+    assert any(f"uuid_broadcast {caller} tone_stream://" in c and "loops=-1" in c
+               for c in sim.commands), "music was played to the waiting caller"
+    wait_until(lambda: call_row(call.id).bridged_at, 10, message="bridged")
+    now = call_row(call.id)
+    assert now.status == "in-progress" and now.agent_id == agent_id
+    wait_until(lambda: agent_of(qstack, agent_id)["state"] == "on-call", 5)
+    assert sim.channels[caller].music is None
+    sim.hangup(caller)
+    wait_until(lambda: agent_of(qstack, agent_id)["state"] == "wrap-up", 10)
+    wait_until(lambda: agent_of(qstack, agent_id)["wrapup_until"] and
+               _wrapup_seconds(agent_of(qstack, agent_id)) == 7, 5,
+               message="the queue's wrap-up time")
+
+
+def _wrapup_seconds(agent):
+    since = datetime.datetime.fromisoformat(agent["state_since"].rstrip("Z"))
+    until = datetime.datetime.fromisoformat(agent["wrapup_until"].rstrip("Z"))
+    return round((until - since).total_seconds())
+
+
+@pytest.fixture
+def queues_channel(redis_server):
+    recorder = ChannelRecorder(redis_server.url, ("queues",))
+    gevent.sleep(0.1)
+    yield recorder
+    recorder.close()
+
+
+def test_caller_who_hangs_up_while_waiting_abandoned(qstack, sim, queues_channel):
+    queue_id = make_queue([])
+    number = route_to(queue_id)
+    caller = sim.inbound_call("15550001001", number, answer_after=0.05)
+    call = call_of_channel(caller)
+    entry_of(call.id)
+    gevent.sleep(1.2)
+    sim.hangup(caller)
+    wait_until(lambda: entry_status(call.id) == "abandoned", 10)
+    entry = entries_of(call.id)[-1]
+    assert entry.wait_seconds >= 1 and entry.left_at is not None
+    mine = lambda: [m for m in queues_channel.messages if m["data"].get("call_id") == call.id]  # noqa: E731
+    wait_until(lambda: "queue.caller_left" in [m["type"] for m in mine()], 5)
+    kinds = [m["type"] for m in mine()]
+    assert kinds[0] == "queue.caller_joined" and "queue.caller_position" in kinds
+    position = next(m["data"] for m in mine() if m["type"] == "queue.caller_position")
+    assert position["position"] == 1 and position["estimated_wait_seconds"] >= 0
+    left = next(m["data"] for m in mine() if m["type"] == "queue.caller_left")
+    assert left["reason"] == "abandoned" and left["wait_seconds"] >= 1
+
+
+def test_caller_overflows_to_another_queue_at_max_wait(qstack, sim):
+    agent_id = make_agent(qstack, "user/1002", prefix="qo")
+    second = make_queue([agent_id])
+    first = make_queue([], max_wait_seconds=1,
+                       max_wait_action={"action": "queue", "target": second})
+    caller = sim.inbound_call("15550001002", route_to(first), answer_after=0.05)
+    call = call_of_channel(caller)
+    wait_until(lambda: [e.status for e in entries_of(call.id)] == ["overflowed", "answered"],
+               10, message="overflowed, then answered in the second queue")
+    assert [e.queue_id for e in entries_of(call.id)] == [first, second]
+    wait_until(lambda: call_row(call.id).agent_id == agent_id, 5)
+    sim.hangup(caller)
+
+
+def test_closed_queue_plays_a_tone_and_hangs_up(qstack, sim):
+    queue_id = make_queue([], hours=CLOSED_ALWAYS)
+    caller = sim.inbound_call("15550001003", route_to(queue_id), answer_after=0.05)
+    call = call_of_channel(caller)
+    wait_until(lambda: entry_status(call.id) == "closed", 10)
+    wait_until(lambda: caller not in sim.channels, 10, message="the caller hung up")
+    assert any("sched_hangup +" in c and caller in c for c in sim.commands)
+    wait_until(lambda: call_row(call.id).status == "completed", 10)
+
+
+def test_skills_route_to_the_agent_with_the_best_level(qstack, sim):
+    low = make_agent(qstack, "user/1001", prefix="qs")
+    high = make_agent(qstack, "user/1002", prefix="qs")
+    none = make_agent(qstack, "user/1003", prefix="qs")
+    qstack.put(f"/api/agents/{low}", {"skills": {"billing": 3}})
+    qstack.put(f"/api/agents/{high}", {"skills": {"billing": 8}})
+    queue_id = make_queue([low, high, none], strategy="skills", required_skills={"billing": 2})
+    caller = sim.inbound_call("15550001004", route_to(queue_id), answer_after=0.05)
+    call = call_of_channel(caller)
+    wait_until(lambda: entry_status(call.id) == "answered", 10)
+    assert entries_of(call.id)[-1].agent_id == high
+    sim.hangup(caller)
+
+
+def test_ring_all_rings_everyone_first_answer_wins(qstack, sim, phones):
+    a1 = make_agent(qstack, "user/1001", prefix="qr")
+    a2 = make_agent(qstack, "user/1002", prefix="qr")
+    phones("1002", "noanswer")
+    queue_id = make_queue([a1, a2], strategy="ring-all")
+    caller = sim.inbound_call("15550001005", route_to(queue_id), answer_after=0.05)
+    call = call_of_channel(caller)
+    wait_until(lambda: entry_status(call.id) == "answered", 10)
+    entry = entries_of(call.id)[-1]
+    assert entry.agent_id == a1 and set(entry.offer_leg_uuids) == {a1, a2}
+    wait_until(lambda: agent_of(qstack, a2)["state"] == "available", 5,
+               message="the other agent stops ringing")
+    assert entry.offer_leg_uuids[a2] not in sim.channels
+    sim.hangup(caller)
+
+
+def test_no_answer_tries_the_next_agent_and_pauses_after_n_misses(qstack, sim, phones):
+    lazy = make_agent(qstack, "user/1002", prefix="qn")
+    phones("1002", "noanswer")
+    queue_id = make_queue([lazy], max_missed_offers=2)
+    caller = sim.inbound_call("15550001006", route_to(queue_id), answer_after=0.05)
+    call = call_of_channel(caller)
+    wait_until(lambda: agent_of(qstack, lazy)["state"] == "paused", 15,
+               message="paused after 2 misses in a row")
+    assert agent_of(qstack, lazy)["state_reason"] == "no-answer"
+    assert entries_of(call.id)[-1].offers == 2
+    assert entry_status(call.id) == "waiting"
+    keen = make_agent(qstack, "user/1001", prefix="qn")
+    QueueMember.create(queue=queue_id, agent=keen)
+    wait_until(lambda: entry_status(call.id) == "answered", 10, message="the next agent")
+    assert entries_of(call.id)[-1].agent_id == keen
+    sim.hangup(caller)
+
+
+def test_callers_api_lists_position_and_estimated_wait(qstack, sim):
+    queue_id = make_queue([])
+    number = route_to(queue_id)
+    callers = [sim.inbound_call(f"1555000200{i}", number, answer_after=0.05) for i in range(3)]
+    calls = [call_of_channel(c) for c in callers]
+    for call in calls:
+        entry_of(call.id)
+    resp = qstack.get(f"/api/queues/{queue_id}/callers")
+    if resp.status_code == 404 and "queue" not in resp.text:
+        pytest.skip("GET /api/queues/<id>/callers is not routed yet")
+    assert resp.status_code == 200, resp.text
+    items = resp.json()["items"]
+    assert [i["call_id"] for i in items] == [c.id for c in calls]
+    assert [i["position"] for i in items] == [1, 2, 3]
+    assert all(i["estimated_wait_seconds"] >= 0 for i in items)
+    for caller in callers:
+        sim.hangup(caller)
+    wait_until(lambda: not QueueEntry.select().where(
+        (QueueEntry.queue_id == queue_id) & QueueEntry.status.in_(("waiting",))).exists(), 10)
+
+
+def test_route_to_an_agent_rings_it_and_bridges_the_caller(qstack, sim):
+    agent_id = make_agent(qstack, "user/1003", prefix="qd")
+    caller = sim.inbound_call("15550003000", route_to(agent_id, target_type="agent"),
+                              answer_after=0.05)
+    call = call_of_channel(caller)
+    wait_until(lambda: call_row(call.id).bridged_at, 10, message="bridged to the agent")
+    assert call_row(call.id).agent_id == agent_id and not entries_of(call.id)
+    wait_until(lambda: agent_of(qstack, agent_id)["state"] == "on-call", 5)
+    sim.hangup(caller)
+    wait_until(lambda: agent_of(qstack, agent_id)["state"] in ("wrap-up", "available"), 10)
