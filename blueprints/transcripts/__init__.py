@@ -1,0 +1,1 @@
+"""The transcript of a call (JSON and WebVTT) and transcript statistics."""

@@ -1,0 +1,1 @@
+"""Transcripts of recorded calls: speech recognition, sentiment, talk figures, phrases."""
