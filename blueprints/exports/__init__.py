@@ -1,0 +1,1 @@
+"""Exports resource: the call history as a streamed CSV or NDJSON file."""

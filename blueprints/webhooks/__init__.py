@@ -1,0 +1,1 @@
+"""Webhooks resource: /api/webhooks and their deliveries."""
