@@ -1,0 +1,1 @@
+"""Monitoring: /metrics for Prometheus."""
