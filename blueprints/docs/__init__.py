@@ -1,0 +1,1 @@
+"""Interactive API docs (Swagger UI from the pinned swagger-ui-bundle package), offline."""

@@ -1,0 +1,1 @@
+"""The browser pages: the agent console (/) and the supervisor wallboard (/wallboard)."""
