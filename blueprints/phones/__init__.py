@@ -1,0 +1,1 @@
+"""Agents' browser phones: the SIP registration config and credential rotation."""
