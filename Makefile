@@ -8,7 +8,9 @@
 # make simulator: the ESL simulator on FREESWITCH_PORT (8021), reading gateways from
 #           the same FREESWITCH_GATEWAY_DIR that `make run` gives the service.
 # make migrate: only the schema upgrade (safe to run any number of times).
-# make test: the whole test suite (starts its own redis-server; PostgreSQL when reachable).
+# make test: the whole test suite (starts its own redis-server; PostgreSQL when reachable),
+#           as TEST_JOBS (default 3) pytest processes at once (scripts/run_tests.py);
+#           PYTEST_ARGS with a path runs one plain pytest instead.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -37,7 +39,7 @@ migrate: deps
 
 test: dev-deps
 	@scripts/ensure_test_services.sh
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
 
 lint: dev-deps
 	$(VENV)/bin/ruff check .
@@ -53,3 +55,20 @@ bench: dev-deps
 
 clean:
 	rm -rf .run .pytest_cache
+
+# The browser pages' libraries (uPlot, axe-core) from the npm versions pinned in
+# web/package-lock.json, copied into web/vendor/. The copies are committed, so a clone
+# with no network serves the pages as they are; run this only to change a version.
+.PHONY: web-assets
+web-assets:
+	cd web && npm ci --no-audit --no-fund
+	mkdir -p web/vendor
+	cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css web/vendor/
+	cp web/node_modules/uplot/LICENSE web/vendor/uPlot.LICENSE
+	cp web/node_modules/axe-core/axe.min.js web/vendor/
+	cp web/node_modules/axe-core/LICENSE web/vendor/axe-core.LICENSE
+	# SIP.js (the browser phone, web/phone/) ships ES modules only: esbuild (pinned in
+	# devDependencies) bundles them into one ES module, web/vendor/sip.min.js.
+	cd web && node_modules/.bin/esbuild node_modules/sip.js/lib/index.js --bundle --format=esm \
+		--minify --target=es2020 --legal-comments=none --outfile=vendor/sip.min.js
+	cp web/node_modules/sip.js/LICENSE.md web/vendor/sip.js.LICENSE

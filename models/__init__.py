@@ -6,12 +6,19 @@ from models import fastsql  # noqa: F401
 from models import recording as _recording, sip as _sip, quality as _quality, auth as _auth
 from models import outbox as _outbox
 from models import agent as _agent
+from models import webhook as _webhook
+from models import queue as _queue
+from models import queue_stats as _queue_stats
+from models import transcript as _transcript
+from models import agent_phone as _agent_phone
 from models.migrations import SchemaOutdated, check_schema_current, upgrade  # noqa: F401
 
 # Every table the models declare: the migrations must build exactly these
 # (tests/unit/models/test_migrations.py compares them).
 ALL_MODELS = ([Call, CallEvent] + _recording.MODELS + _sip.MODELS + _quality.MODELS
-              + _auth.MODELS + _outbox.MODELS + _agent.MODELS)
+              + _auth.MODELS + _outbox.MODELS + _agent.MODELS + _queue.MODELS
+              + _queue_stats.MODELS + _webhook.MODELS + _transcript.MODELS
+              + _agent_phone.MODELS)
 
 
 def migrate_database():

@@ -71,6 +71,8 @@ class Call(BaseModel):
     hold_seconds = peewee.IntegerField(default=0)
     talk_seconds = peewee.IntegerField(null=True)
     ring_seconds = peewee.IntegerField(null=True)
+    # The FreeSWITCH node (FREESWITCH_NODES name) the call is on; NULL: the first node.
+    node = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         # UPDATE only what changed: cheaper, and concurrent writers (web and

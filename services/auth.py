@@ -4,7 +4,7 @@ Roles, from least to most powerful:
 
 - ``agent``: only the calls carrying the key's agent id. It starts calls (always
   as itself), reads, updates and ends them and their event trail, starts and
-  stops their recordings and plays them; lists show only its calls; another
+  stops their recordings and plays them; lists and statistics cover only its calls; another
   agent's call answers 404, as if it did not exist. Live: `calls` and
   `recordings` messages of its own calls; no `sip`, `metrics`, `performance`.
 - ``supervisor``: reads everything (calls, recordings and their audio,
@@ -166,13 +166,20 @@ class TokenService:
         """A token for principal; only API keys may be exchanged for tokens."""
         if principal.via != "key":
             raise Forbidden("tokens are issued in exchange for an API key, not another token")
-        now = datetime.datetime.now(datetime.UTC)
+        return self.refresh(principal)
+
+    def refresh(self, principal):
+        """A new token (same key, role and agent; a fresh expiry) for a principal that a
+        valid token or key named: authenticating it checked that its key is still active."""
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        expires_at = now + datetime.timedelta(seconds=self.ttl)
         claims = {"typ": TOKEN_TYPE, "sub": principal.key_id, "name": principal.name,
                   "role": principal.role, "agent_id": principal.agent_id,
-                  "iat": now, "exp": now + datetime.timedelta(seconds=self.ttl)}
+                  "iat": now, "exp": expires_at, "jti": secrets.token_urlsafe(8)}
         token = jwt.encode(claims, self.secret, algorithm="HS256")
         return {"token": token, "token_type": "Bearer", "expires_in": self.ttl,
-                "role": principal.role, "agent_id": principal.agent_id}
+                "expires_at": expires_at, "role": principal.role,
+                "agent_id": principal.agent_id}
 
     def authenticate(self, token):
         try:
@@ -228,6 +235,8 @@ _REDACTIONS = (
     # this service's API keys and JWTs wherever else they appear
     (re.compile(KEY_PREFIX + r"[A-Za-z0-9_\-]{8,}"), KEY_PREFIX + "[REDACTED]"),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "[REDACTED-JWT]"),
+    # a signed recording URL's token is a credential too (services/recordings/signing.py)
+    (re.compile(r"(/api/recordings/signed/)[A-Za-z0-9_.\-]+"), r"\1[REDACTED]"),
 )
 
 

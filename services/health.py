@@ -1,7 +1,6 @@
 """HealthService: checks of the database, Redis, FreeSWITCH, the events process, queues,
 workers, disk and memory."""
 import datetime
-import json
 import os
 import shutil
 import time
@@ -13,10 +12,10 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry
 
 from models import db, is_sqlite
+from services import nodes as node_registry
 from services.jobs import QUEUES
 
 VERSION = "1.0.0"
-EVENTS_STATE_KEY = "cc:events:state"
 MB = 1024 * 1024
 # Below these, recordings soon stop being written: warn early, alarm late.
 DISK_DEGRADED_FREE_PCT = 10.0
@@ -30,6 +29,20 @@ def _component(status, detail=None, **figures):
 
 def _elapsed_ms(started):
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _per_node(nodes, what):
+    """One component from each node's: the single node's own, else ok when all are,
+    down when none is up, degraded otherwise (the detail names the nodes not ok)."""
+    if len(nodes) == 1:
+        only = next(iter(nodes.values()))
+        return _component(only["status"], only["detail"], nodes=nodes)
+    bad = sorted(name for name, part in nodes.items() if part["status"] != "ok")
+    if not bad:
+        return _component("ok", None, nodes=nodes)
+    if all(nodes[name]["status"] == "down" for name in nodes):
+        return _component("down", f"no {what} is up", nodes=nodes)
+    return _component("degraded", f"{what} not ok on: {', '.join(bad)}", nodes=nodes)
 
 
 def overall_status(parts):
@@ -65,23 +78,40 @@ class HealthService:
             return _component("down", str(exc)[:200])
         return _component("ok", None, latency_ms=_elapsed_ms(started))
 
-    def freeswitch(self):
+    def _node_commands(self):
         commands = self.services.commands
-        if commands.ping():
-            return _component("ok", "command connection up")
-        return _component("down", commands._last_error or "unreachable")
+        items = getattr(commands, "items", None)
+        return dict(items()) if items else {node_registry.DEFAULT_NODE: commands}
+
+    def freeswitch(self):
+        """The command connection of each FreeSWITCH node: down when none answers,
+        degraded when some do not."""
+        nodes = {}
+        for name, commands in self._node_commands().items():
+            up = commands.ping()
+            nodes[name] = {"status": "ok" if up else "down",
+                           "detail": "command connection up" if up
+                           else (commands._last_error or "unreachable")}
+        return _per_node(nodes, "FreeSWITCH node")
 
     def events(self):
-        """The events process writes its connection state to Redis every few seconds."""
+        """Each node's events process writes its connection state to Redis every few seconds."""
+        names = list(self._node_commands())
         try:
-            raw = self.services.redis.get(EVENTS_STATE_KEY)
+            states = node_registry.read_states(self.services.redis, names)
         except redis.RedisError:
             return _component("degraded", "unknown (Redis down)")
-        if not raw:
-            return _component("down", "no events process has reported")
-        state = json.loads(raw)
-        return _component("ok" if state.get("state") == "connected" else "degraded",
-                          state.get("state"))
+        nodes = {}
+        for name in names:
+            state = states.get(name)
+            if state is None:
+                nodes[name] = {"status": "down", "detail": "no events process has reported"}
+                continue
+            nodes[name] = {"status": "ok" if state.get("state") == node_registry.CONNECTED
+                           else "degraded", "detail": state.get("state"),
+                           "since": state.get("since"), "queue": state.get("queue"),
+                           "events_applied": state.get("events_applied")}
+        return _per_node(nodes, "events process")
 
     def basic(self):
         parts = {"database": self.database(), "redis": self.redis(),

@@ -22,6 +22,11 @@ JOB_POLICY = {
                        retry=Retry(max=3, interval=[10, 60, 300])),
     "default": dict(job_timeout=300, result_ttl=3600, failure_ttl=7 * 86400,
                     retry=Retry(max=2, interval=[30, 300])),
+    # Webhook drains (workers/webhooks.py), served by their own worker processes: a
+    # slow receiver never holds up the other queues. A drain is idempotent; its own
+    # schedule (WEBHOOK_RETRY_SCHEDULE) retries deliveries, RQ's only a crashed job.
+    "webhooks": dict(job_timeout=600, result_ttl=60, failure_ttl=86400,
+                     retry=Retry(max=3, interval=[5, 30, 120])),
 }
 
 

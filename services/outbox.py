@@ -23,6 +23,7 @@ from models.outbox import ENQUEUE, PUBLISH, OutboxMessage
 from services.jobs import enqueue_many
 from services.publisher import EncodedJSON, encode_data
 from services.redis_client import KEY_PREFIX
+from services.webhooks.fanout import fan_out
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,12 @@ def _send_group(group):
     kind, sender, target = group[0][:3]
     try:
         if kind == PUBLISH:
-            result = sender.publish_many([(t, n, d) for _, _, t, n, d in group])
-            return result is not None and None not in result
+            messages = [(t, n, d) for _, _, t, n, d in group]
+            result = sender.publish_many(messages)
+            if result is None or None in result:
+                return False
+            _fan_out(sender.redis, messages, result)
+            return True
         calls = [(name, tuple(args)) for _, _, _, name, args in group]
         return enqueue_many(sender, target, calls) is not None
     except redis.RedisError:
@@ -108,6 +113,17 @@ def _send_group(group):
     except Exception:  # a malformed message can never go out: drop it, do not block the rest
         logger.exception("dropping %d outbox messages that cannot be sent", len(group))
         return True
+
+
+def _fan_out(redis_conn, messages, seqs):
+    """Queue the webhook deliveries of published messages (services/webhooks/fanout.py);
+    a Redis error fails the group (it is sent again: at-least-once), any other is logged."""
+    try:
+        fan_out(redis_conn, messages, seqs)
+    except redis.RedisError:
+        raise
+    except Exception:  # a webhook bug must never stop the live channels
+        logger.exception("webhooks: fan-out of %d messages failed", len(messages))
 
 
 def send_in_order(news):

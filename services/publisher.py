@@ -9,7 +9,8 @@ from services import redis_client
 
 logger = logging.getLogger(__name__)
 
-CHANNELS = ("calls", "recordings", "sip", "metrics", "performance", "agents")
+CHANNELS = ("calls", "recordings", "sip", "metrics", "performance", "agents", "queues",
+            "webhooks")
 
 # INCR the channel's sequence, keep the envelope in the stream under that id
 # and publish it, atomically, so stream order == publish order == id order.

@@ -18,6 +18,7 @@ from services.jobs import QUEUES
 from services.outbox_relay import OutboxRelay
 from services.publisher import Publisher
 from services.redis_client import make_redis
+from services.webhooks.fanout import QUEUE as WEBHOOK_QUEUE
 from workers.context import set_services
 
 logger = logging.getLogger("worker")
@@ -93,6 +94,26 @@ def run_relay(cfg, parent_pid):
     relay.run()
 
 
+def run_webhook_worker(cfg, parent_pid):
+    """An RQ worker for the "webhooks" queue only, in a child process of its own: a slow
+    receiver holds up one of these, never the other queues or the other webhooks."""
+    threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True).start()
+    set_services(build_process_services(cfg))
+    run_worker(make_redis(cfg["REDIS_URL"], socket_timeout=None), [WEBHOOK_QUEUE])
+
+
+def start_webhook_workers(cfg):
+    """WEBHOOK_WORKERS processes serving the webhook deliveries (not daemonic: RQ's
+    scheduler is a child process of theirs; each exits with this one by itself)."""
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=run_webhook_worker, args=(cfg, os.getpid()),
+                                name=f"webhook-worker-{n}", daemon=False)
+                for n in range(max(0, int(cfg.get("WEBHOOK_WORKERS", 4))))]
+    for child in children:
+        child.start()
+    return children
+
+
 def main(argv=None):
     cfg = load_config()
     logging.basicConfig(level=cfg["LOG_LEVEL"],
@@ -101,13 +122,15 @@ def main(argv=None):
     relay = multiprocessing.get_context("fork").Process(target=run_relay, args=(cfg, os.getpid()),
                                                         name="outbox-relay", daemon=True)
     relay.start()
+    names = (argv or sys.argv[1:]) or list(QUEUES)
+    children = [relay] + (start_webhook_workers(cfg) if WEBHOOK_QUEUE not in names else [])
     set_services(build_process_services(cfg))
     conn = make_redis(cfg["REDIS_URL"], socket_timeout=None)
-    names = (argv or sys.argv[1:]) or list(QUEUES)
     try:
         run_worker(conn, names)
     finally:
-        relay.terminate()
+        for child in children:
+            child.terminate()
 
 
 if __name__ == "__main__":

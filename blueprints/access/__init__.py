@@ -15,7 +15,7 @@ and on the way out: security headers, CORS for FRONTEND_URL, the request id
 header and one JSON access-log line (headers, accesslog). Error answers are
 blueprints/errors.py's; the OpenAPI plugin (openapi) documents each route's role.
 """
-from blueprints.access import accesslog, headers, inputs, limits, openapi, policy
+from blueprints.access import accesslog, headers, inputs, limits, openapi, policy, websocket
 from blueprints.access.cli import api_keys_cli
 
 
@@ -25,6 +25,7 @@ def init_app(app, api):
     openapi.install_policy_doc(api)
 
     app.before_request(accesslog.start_request)
+    app.before_request(websocket.check_ws_origin)  # /ws: a foreign Origin is refused
     app.before_request(policy.identify_caller)
     app.after_request(limits.drop_limiter_retry_hint)  # runs after the limiter's own
     limits.install_limiter(app)  # its before_request runs here: after identity, before policy

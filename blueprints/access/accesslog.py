@@ -30,12 +30,20 @@ def log_request(response):
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
         "event": "request", "request_id": g.get("request_id"),
         "method": request.method, "path": request.path, "status": response.status_code,
+        # the call a request is about, to follow it into the events process's lines
+        "call_id": _call_id(),
         "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
         "key_name": principal.name if principal else None,
         "role": principal.role if principal else None,
         "ip": request.remote_addr, "bytes": response.calculate_content_length(),
     }, separators=(",", ":")))
     return response
+
+
+def _call_id():
+    """The call a request is about: its URL's call_id, or the call it started."""
+    call_id = (request.view_args or {}).get("call_id") or g.get("call_id")
+    return str(call_id) if call_id is not None else None
 
 
 def install_access_log():

@@ -4,13 +4,11 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# Swagger UI loads its code from the CDN named in OPENAPI_SWAGGER_UI_URL and
-# starts it with one inline script; only the docs page gets this policy.
-DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "img-src 'self' data: https://cdn.jsdelivr.net; connect-src 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-DOCS_ENDPOINT = "api-docs.openapi_swagger_ui"
+# The docs page (blueprints/docs): Swagger UI's files and its initializer come from
+# this origin, no inline script; its SVG icons are data: URIs.
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+DOCS_ENDPOINT = "docs.page"
 CORS_ALLOW_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key",
                       "X-Request-ID"]
 CORS_EXPOSE_HEADERS = ["X-Request-ID", "X-Pagination", "Retry-After", "X-RateLimit-Limit",
@@ -22,8 +20,9 @@ def security_headers(response):
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "no-referrer")
-    headers["Content-Security-Policy"] = (DOCS_CSP if request.endpoint == DOCS_ENDPOINT
-                                          else API_CSP)
+    # A view may set its own policy on g (the browser pages: blueprints/pages).
+    headers["Content-Security-Policy"] = g.get("content_security_policy") or (
+        DOCS_CSP if request.endpoint == DOCS_ENDPOINT else API_CSP)
     if request.endpoint != DOCS_ENDPOINT and response.mimetype == "application/json":
         headers.setdefault("Cache-Control", "no-store")
     if request.is_secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https":

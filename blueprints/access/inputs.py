@@ -1,5 +1,7 @@
 """Input checks before a view runs: 413 when too large, 415 when a JSON route gets another
-type, 400/404 for NUL characters (PostgreSQL cannot store them)."""
+type, 400/404 for NUL characters (PostgreSQL cannot store them), 422 for a query parameter
+the operation does not declare."""
+import marshmallow as ma
 from flask import current_app, request
 from flask_smorest import abort
 
@@ -41,6 +43,59 @@ def _refuse_nul_characters():
               error_id="nul_character")
 
 
+_query_names_cache = {}
+
+
+def _schema_names(schema):
+    """The query names a marshmallow schema loads; None when it takes any (unknown=INCLUDE)."""
+    if isinstance(schema, type):
+        schema = schema()
+    if not isinstance(schema, ma.Schema):
+        return set()
+    if schema.unknown == ma.INCLUDE:
+        return None
+    return {field.data_key or name for name, field in schema.fields.items()
+            if not field.dump_only}
+
+
+def _declared_query_names(endpoint, method):
+    """The query parameters the view declares (arguments, pagination, manual docs);
+    None when the view is not an API operation or takes any name."""
+    key = (endpoint, method)
+    if key not in _query_names_cache:
+        view = current_app.view_functions.get(endpoint)
+        func = getattr(getattr(view, "view_class", None), method.lower(), None) or view
+        apidoc = getattr(func, "_apidoc", None)
+        names = set() if apidoc is not None else None
+        declared = list((apidoc or {}).get("arguments", {}).get("parameters", []))
+        declared.append((apidoc or {}).get("pagination", {}).get("parameters", {}))
+        declared += (apidoc or {}).get("manual_doc", {}).get("parameters", [])
+        for param in declared:
+            if names is None or not isinstance(param, dict) or param.get("in") != "query":
+                continue
+            if "name" in param:
+                names.add(param["name"])
+                continue
+            more = _schema_names(param.get("schema"))
+            names = None if more is None else names | more
+        _query_names_cache[key] = names
+    return _query_names_cache[key]
+
+
+def _refuse_unknown_query_parameters():
+    """A misspelt filter must not silently return everything (`?agent=` for `agent_id=`)."""
+    if not request.args:
+        return
+    declared = _declared_query_names(request.endpoint, request.method)
+    if declared is None:
+        return
+    unknown = sorted(set(request.args) - declared)
+    if unknown:
+        abort(422, message=f"unknown query parameter(s): {', '.join(unknown)}",
+              errors={"query": {name: ["Unknown field."] for name in unknown}},
+              error_id="unknown_query_parameter")
+
+
 def _too_large(limit):
     abort(413, message=f"the request body is larger than {limit} bytes",
           error_id="payload_too_large")
@@ -50,6 +105,7 @@ def check_input():
     if request.endpoint is None:
         return
     _refuse_nul_characters()
+    _refuse_unknown_query_parameters()
     if request.method not in BODY_METHODS:
         return
     limit = current_app.config.get("MAX_CONTENT_LENGTH")

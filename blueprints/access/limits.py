@@ -12,6 +12,7 @@ from flask import current_app, request
 from flask_limiter import HeaderNames, Limit, Limiter
 
 from blueprints.access.identity import current_principal
+from services.recordings.signing import RecordingUrlSigner
 
 LIMITER_RETRY_HEADER = "X-RateLimit-Retry-After"
 EXTENSION = "cc_limiter"
@@ -33,8 +34,25 @@ def _is_authenticated():
     return current_principal() is not None
 
 
+# The API docs page, its assets and the spec: static text, not counted (a docs page
+# loads a dozen files; reading the docs must not use up the anonymous budget).
+UNLIMITED_ENDPOINTS = frozenset({"health.Health", "api-docs.openapi_json", "docs.page",
+                                 "docs.asset"})
+SIGNED_RECORDING_ENDPOINT = "signed_recordings.signed_audio"
+
+
+def _signed_recording_url():
+    """A signed recording URL with a valid token is authorised by its signature: the
+    anonymous limit does not count it (a player seeking sends many Range requests)."""
+    if request.endpoint != SIGNED_RECORDING_ENDPOINT:
+        return False
+    token = (request.view_args or {}).get("token", "")
+    return RecordingUrlSigner(current_app.config["SECRET_KEY"]).is_valid(token)
+
+
 def _exempt_from_limits():
-    return request.method == "OPTIONS" or request.endpoint == "health.Health"
+    return (request.method == "OPTIONS" or request.endpoint in UNLIMITED_ENDPOINTS
+            or _signed_recording_url())
 
 
 def make_limiter(app):

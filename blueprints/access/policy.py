@@ -27,10 +27,15 @@ NOT_FOUND_IDS = {"call_id": "call_not_found", "recording_id": "recording_not_fou
 POLICY = {
     ("health.Health", "GET"): PUBLIC,
     ("api-docs.openapi_json", "GET"): PUBLIC,
-    ("api-docs.openapi_swagger_ui", "GET"): PUBLIC,
+    ("docs.page", "GET"): PUBLIC,  # the docs page (blueprints/docs) and its files
+    ("docs.asset", "GET"): PUBLIC,
+    ("asyncapi.asyncapi_json", "GET"): PUBLIC,  # the live feed's AsyncAPI document
+    # a signed recording URL: its token is the credential (services/recordings/signing.py)
+    ("signed_recordings.signed_audio", "GET"): PUBLIC,
     ("health.HealthDetailed", "GET"): ADMIN,
     ("auth.AuthToken", "POST"): AGENT,
     ("auth.WhoAmI", "GET"): AGENT,
+    ("auth.AuthTokenRefresh", "POST"): AGENT,
     # calls: agents start, see, update and end their own; only admins delete
     ("calls.CallStart", "POST"): AGENT,
     ("calls.CallHistory", "GET"): AGENT,
@@ -60,11 +65,17 @@ POLICY = {
     ("recordings.RecordingStart", "POST"): AGENT,
     ("recordings.RecordingStop", "POST"): AGENT,
     ("recordings.RecordingAudio", "GET"): AGENT,
+    ("recordings.RecordingUrl", "GET"): AGENT,
     ("recordings.RecordingAudio", "DELETE"): ADMIN,
+    # transcripts: agents read their own calls' (the call_id owner check); the
+    # statistics across agents and campaigns are for supervisors
+    ("transcripts.CallTranscript", "GET"): AGENT,
+    ("transcripts.TranscriptStatistics", "GET"): SUPERVISOR,
     # live figures: the same as the metrics channel, which agents do not get
     ("metrics.RealtimeMetrics", "GET"): SUPERVISOR,
-    # analytics: CallStatistics becomes AGENT once its view narrows with scoped_to_agent()
-    ("analytics.CallStatistics", "GET"): SUPERVISOR,
+    # analytics: agents get the statistics of their own calls (the view narrows with
+    # scoped_to_agent()); quality trends rank gateways: supervisors
+    ("analytics.CallStatistics", "GET"): AGENT,
     ("analytics.CallQualityTrends", "GET"): SUPERVISOR,
     # SIP: supervisors see gateways and their state (never secrets); admins change them.
     # The connectivity test sends packets to any host it is given: admin only.
@@ -90,6 +101,47 @@ POLICY = {
     ("agents.AgentResume", "POST"): AGENT,
     ("agents.AgentReady", "POST"): AGENT,
     ("agents.AgentStates", "GET"): AGENT,
+    # browser phones: an agent gets its own phone's config and rotates its own password
+    # (the agent_id owner check); supervisors are refused in the view (no passwords), admins any
+    ("phones.AgentPhoneConfig", "GET"): AGENT,
+    ("phones.AgentPhoneCredentials", "POST"): AGENT,
+    # Prometheus metrics: admin keys, or the METRICS_TOKEN bearer (blueprints/monitoring)
+    ("prometheus.PrometheusMetrics", "GET"): ADMIN,
+    # queues and inbound routes: agents list the queues (to transfer a caller to one);
+    # supervisors read everything; admins create, change and delete the configuration.
+    # (GET /api/queues/<queue_id> stays SUPERVISOR: agents have no owner check on queue_id.)
+    ("queues.QueueList", "GET"): AGENT,
+    ("queues.QueueList", "POST"): ADMIN,
+    ("queues.QueueById", "GET"): SUPERVISOR,
+    ("queues.QueueById", "PUT"): ADMIN,
+    ("queues.QueueById", "DELETE"): ADMIN,
+    ("queues.QueueCallers", "GET"): SUPERVISOR,  # the live callers of a queue (routing engine)
+    ("inbound_routes.InboundRouteList", "GET"): SUPERVISOR,
+    ("inbound_routes.InboundRouteList", "POST"): ADMIN,
+    ("inbound_routes.InboundRouteMatch", "GET"): SUPERVISOR,
+    ("inbound_routes.InboundRouteById", "GET"): SUPERVISOR,
+    ("inbound_routes.InboundRouteById", "PUT"): ADMIN,
+    ("inbound_routes.InboundRouteById", "DELETE"): ADMIN,
+    # queue KPIs: supervisors read queue statistics and staffing; an agent reads its own
+    # statistics (the agent_id owner check), supervisors anyone's
+    ("queue_kpis.QueueStatistics", "GET"): SUPERVISOR,
+    ("queue_kpis.QueueStaffing", "GET"): SUPERVISOR,
+    ("queue_kpis.AgentStatistics", "GET"): AGENT,
+    # webhooks: supervisors see them and their deliveries (never a secret); admins
+    # create, change, redeliver and delete
+    ("webhooks.WebhookList", "GET"): SUPERVISOR,
+    ("webhooks.WebhookList", "POST"): ADMIN,
+    ("webhooks.WebhookById", "GET"): SUPERVISOR,
+    ("webhooks.WebhookById", "PUT"): ADMIN,
+    ("webhooks.WebhookById", "DELETE"): ADMIN,
+    ("webhooks.WebhookDeliveries", "GET"): SUPERVISOR,
+    ("webhooks.WebhookRedeliver", "POST"): ADMIN,
+    # exports: the call history as CSV / NDJSON; an agent's export holds its own calls
+    ("exports.CallExport", "GET"): AGENT,
+    # browser pages and their static files (the page itself asks for an API key)
+    ("pages.console", "GET"): PUBLIC,
+    ("pages.wallboard", "GET"): PUBLIC,
+    ("pages.asset", "GET"): PUBLIC,
 }
 
 

@@ -8,8 +8,10 @@ from services.agents.schemas import AgentSchema, AgentStateChangeSchema  # noqa:
 from services.fields import IDENT, FullMatch, StrictBoolean, UTCDateTime
 
 SKILL = FullMatch(r"^[A-Za-z0-9_.\-]{1,64}$", error="skill names are 1-64 letters, digits, _ . -")
-# The reasons an agent may give; no-answer is set by the service when an offer rings out.
-AGENT_PAUSE_REASONS = tuple(r for r in ag.PAUSE_REASONS if r != "no-answer")
+# The reasons an agent may give; no-answer is set by the service when an offer rings out,
+# phone-offline when the agent's browser phone drops.
+AGENT_PAUSE_REASONS = tuple(r for r in ag.PAUSE_REASONS if r not in ("no-answer",
+                                                                       "phone-offline"))
 
 
 class EndpointField(fields.Field):

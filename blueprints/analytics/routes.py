@@ -3,6 +3,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from blueprints.access.identity import scoped_to_agent
 from blueprints.analytics.schemas import (
     QualityQueryArgsSchema,
     QualityTrendsSchema,
@@ -23,8 +24,9 @@ class CallStatistics(MethodView):
     @blp.arguments(StatisticsQueryArgsSchema, location="query")
     @blp.response(200, StatisticsSchema)
     def get(self, args):
-        """Call statistics for local days in a time zone: totals, series, per agent or campaign."""
-        return statistics().statistics(args)
+        """Call statistics for local days in a time zone: totals, series, per agent or campaign.
+        An agent key gets the figures of its own calls only (agent_id is forced to its own)."""
+        return statistics().statistics(scoped_to_agent(args))
 
 
 @blp.route("/quality")

@@ -92,6 +92,14 @@ class GroupSchema(FiguresSchema):
     campaign_id = fields.String(allow_none=True)
 
 
+class ComputedFromSchema(Schema):
+    """Where each part of a statistics answer was read from."""
+
+    totals = fields.String(metadata={"enum": ["rollups", "facts"]})
+    groups = fields.String(metadata={"enum": ["rollups", "facts"],
+                                     "description": "present with group_by"})
+
+
 class StatisticsSchema(Schema):
     time_zone = fields.String()
     date_from = fields.Date()
@@ -102,7 +110,7 @@ class StatisticsSchema(Schema):
     totals = fields.Nested(FiguresSchema)
     series = fields.List(fields.Nested(BucketSchema), allow_none=True)
     groups = fields.List(fields.Nested(GroupSchema), allow_none=True)
-    computed_from = fields.Dict(metadata={
+    computed_from = fields.Nested(ComputedFromSchema, metadata={
         "description": "rollups or facts, per part of the answer"})
 
 
@@ -132,4 +140,4 @@ class QualityTrendsSchema(Schema):
     overall = fields.Nested(QualityFiguresSchema)
     series = fields.List(fields.Nested(QualityBucketSchema))
     worst_gateways = fields.List(fields.Nested(GatewayQualitySchema))
-    computed_from = fields.String()
+    computed_from = fields.String(metadata={"enum": ["rollups", "facts"]})

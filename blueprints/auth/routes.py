@@ -11,12 +11,28 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth",
                 description="Short-lived tokens for browsers, obtained with an API key.")
 
 
+def tokens():
+    cfg = current_app.config
+    return TokenService(cfg["SECRET_KEY"], ttl=cfg["TOKEN_TTL"])
+
+
 @blp.route("/token")
 class AuthToken(MethodView):
     @blp.response(201, TokenSchema)
     def post(self):
-        """Exchange the API key in Authorization for a 15-minute token with the same role."""
-        return TokenService(current_app.config["SECRET_KEY"]).issue(current_principal())
+        """Exchange the API key in Authorization for a token (TOKEN_TTL, default 15 minutes)
+        with the same role; a token offered here is refused (403)."""
+        return tokens().issue(current_principal())
+
+
+@blp.route("/token/refresh")
+class AuthTokenRefresh(MethodView):
+    @blp.response(201, TokenSchema)
+    def post(self):
+        """Renew the unexpired token in Authorization: a new token with the same role and a
+        fresh expiry. An expired token, or one whose API key was revoked meanwhile, gets 401
+        (sign in with the key again). Sent with an API key it acts as POST /api/auth/token."""
+        return tokens().refresh(current_principal())
 
 
 @blp.route("/me")

@@ -1,5 +1,5 @@
 """Calls routes: thin views that parse, make one service call and dump."""
-from flask import current_app, request
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -37,6 +37,7 @@ class CallStart(MethodView):
         args["from"] = args.pop("from_", None)
         key = request.headers.get("Idempotency-Key")
         call, created = calls().start(args, idempotency_key=key[:255] if key else None)
+        g.call_id = call.id  # for the access log line
         return call, 201 if created else 200
 
 

@@ -7,14 +7,19 @@ class ComponentSchema(Schema):
     detail = fields.String(allow_none=True)
 
 
+class NodesHealthSchema(ComponentSchema):
+    nodes = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "each FreeSWITCH node (FREESWITCH_NODES name) -> its status and detail"})
+
+
 class HealthSchema(Schema):
     status = fields.String(metadata={"description": "ok | degraded | down"})
     version = fields.String()
     time = fields.String()
     database = fields.Nested(ComponentSchema)
     redis = fields.Nested(ComponentSchema)
-    freeswitch = fields.Nested(ComponentSchema)
-    events = fields.Nested(ComponentSchema)
+    freeswitch = fields.Nested(NodesHealthSchema)
+    events = fields.Nested(NodesHealthSchema)
 
 
 class DatabaseHealthSchema(ComponentSchema):

@@ -16,9 +16,11 @@ from blueprints.recordings.schemas import (
     RecordingQueryArgsSchema,
     RecordingSchema,
     RecordingStartSchema,
+    RecordingUrlSchema,
 )
 from services.errors import RangeNotSatisfiable
 from services.recordings.schemas import MIME_TYPES
+from services.recordings.signing import SignedRecordingUrls
 
 blp = Blueprint("recordings", __name__, url_prefix="/api/calls",
                 description="Record calls, stream and delete recordings.")
@@ -33,6 +35,11 @@ AUDIO_CONTENT = {mimetype: {"schema": {"type": "string", "format": "binary"}}
 
 def recordings():
     return current_app.extensions["services"].recordings
+
+
+def signed_urls():
+    cfg = current_app.config
+    return SignedRecordingUrls(recordings(), cfg["SECRET_KEY"], cfg["RECORDING_URL_TTL"])
 
 
 def range_environ(environ, size, etag, last_modified):
@@ -118,6 +125,17 @@ class RecordingStop(MethodView):
     def post(self, call_id):
         """Stop recording; the recording is then transcoded (status processing, then ready)."""
         return recordings().stop(call_id)
+
+
+@blp.route("/<uuid:call_id>/recording/url")
+class RecordingUrl(MethodView):
+    @blp.arguments(RecordingAudioArgsSchema, location="query")
+    @blp.response(200, RecordingUrlSchema)
+    @blp.alt_response(409, description="The recording is not ready yet")
+    def get(self, args, call_id):
+        """A signed URL that plays the recording in one format for RECORDING_URL_TTL seconds
+        (default 300) with no credentials (for <audio src>); afterwards it answers 403."""
+        return signed_urls().issue(call_id, args.get("format"))
 
 
 @blp.route("/<uuid:call_id>/recording")

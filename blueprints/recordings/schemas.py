@@ -26,3 +26,13 @@ class RecordingQueryArgsSchema(Schema):
     format = fields.String(validate=validate.OneOf(FORMATS))
     date_from = UTCDateTime(metadata={"description": "created at or after (ISO-8601)"})
     date_to = UTCDateTime(metadata={"description": "created before (ISO-8601)"})
+
+
+class RecordingUrlSchema(Schema):
+    url = fields.String(metadata={
+        "description": "a path on this service, /api/recordings/signed/<token>, that streams "
+                       "this recording in this format (Range supported) without credentials "
+                       "until expires_at: for <audio src>"})
+    expires_at = UTCDateTime()
+    expires_in = fields.Integer(metadata={"description": "seconds (RECORDING_URL_TTL)"})
+    format = fields.String()

@@ -129,7 +129,10 @@ class GatewayConfigSchema(Schema):
         "description": "authorization user when it differs from username (RingCentral)"})
     password = Password(allow_none=True, load_only=True, metadata={
         "description": "stored encrypted, never returned; leave out to keep the stored one"})
-    register = StrictBoolean()
+    register = StrictBoolean(metadata={
+        "description": "register with the provider (the preset's default, usually true); "
+                       "registering needs a username and password, stored or given (else "
+                       "422 with field errors)"})
     caller_id = fields.String(allow_none=True, validate=FullMatch(
         CALLER_ID, error="must be a phone number: 2-20 digits, optional leading +"))
     codecs = Codecs()
@@ -176,11 +179,15 @@ class EslStateSchema(Schema):
 
 class SipStatusSchema(Schema):
     esl = fields.Nested(EslStateSchema)
+    nodes = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "each FreeSWITCH node (FREESWITCH_NODES name) -> command_connection, "
+                       "freeswitch_reachable, events_process"})
     gateways = fields.List(fields.Nested(GatewayStatusSchema))
 
 
 class GatewayTestSchema(Schema):
-    """POST /api/sip/test: {"name"} for a saved gateway, or the connection fields to try."""
+    """POST /api/sip/test: {"name"} for a saved gateway, or the connection fields to try
+    (`host` at least): with neither, 422."""
 
     name = fields.String(validate=NAME)
     provider = fields.String(validate=PROVIDERS)

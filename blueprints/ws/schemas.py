@@ -58,8 +58,13 @@ class ChannelsMessageSchema(ClientMessageSchema):
 
 class FreeSwitchStateSchema(Schema):
     state = fields.String(metadata={"description": "connected, disconnected, ... or unknown"})
-    since = fields.Raw(allow_none=True,
-                       metadata={"description": "as the events process reports it"})
+    since = fields.String(allow_none=True, metadata={
+        "format": "date-time",
+        "description": "when the first node's connection reached `state` (ISO 8601 UTC; "
+                       "until issue 16 an epoch number)"})
+    nodes = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "each FreeSWITCH node -> its events process's connection state "
+                       "(state and since above are the first node's)"})
 
 
 class PublisherSchema(Schema):

@@ -235,6 +235,15 @@ def record_start_command(fs_uuid, path, limit_seconds):
     return f"uuid_record {check_uuid(fs_uuid)} start {_record_path(path)} {int(limit_seconds)}"
 
 
+def record_stereo_command(fs_uuid, stereo=True):
+    """Before `uuid_record start`: record the two directions on two channels (RECORD_STEREO).
+
+    The left channel is what the recorded channel reads (its own party, the
+    customer on the call's leg), the right what it is sent (the agent).
+    """
+    return f"uuid_setvar {check_uuid(fs_uuid)} RECORD_STEREO {'true' if stereo else 'false'}"
+
+
 def record_stop_command(fs_uuid, path):
     return f"uuid_record {check_uuid(fs_uuid)} stop {_record_path(path)}"
 

@@ -64,9 +64,12 @@ class CallEventHandlers:
     CACHEABLE = ("CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
                  "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
 
-    def __init__(self, calls: CallService, grace_seconds=5.0):
+    def __init__(self, calls: CallService, grace_seconds=5.0, node=None, calls_of_node=None):
         self.calls = calls
         self.grace_seconds = grace_seconds
+        # The FreeSWITCH node this process listens to (adopted calls record it), and the
+        # clause of the calls its reconciliation judges (lookup.of_node; None: every call).
+        self.node, self.nodes = node, calls_of_node
         self._batch = None
 
     def subscriptions(self):
@@ -111,7 +114,7 @@ class CallEventHandlers:
             return cache[key]
         call = self.calls.find_for_channel(event.get("variable_cc_call_id"), key)
         if call is None and key and is_a_leg(event):
-            call = self.calls.adopt(call_facts(event), outbox, SOURCE_FS,
+            call = self.calls.adopt(dict(call_facts(event), node=self.node), outbox, SOURCE_FS,
                                     event.get("Event-Name", "?"))
         if cache is not None and call is not None and key:
             # One object per call: its legs' events must not write stale copies.
@@ -234,7 +237,7 @@ class CallEventHandlers:
     # ----- reconciliation ------------------------------------------------
     def channels_to_check(self, channel_uuids):
         """The channels of live calls that a snapshot does not list (ask uuid_exists)."""
-        return [u for u in self.calls.live_channels() if u not in channel_uuids]
+        return [u for u in self.calls.live_channels(self.nodes) if u not in channel_uuids]
 
     def reconcile(self, snapshot: ChannelSnapshot, outbox):
         """Bring the database in line with the channels FreeSWITCH had at the snapshot.
@@ -251,7 +254,7 @@ class CallEventHandlers:
         closed = 0
         # A list, not a cursor: catching up updates rows, and SQLite would meet a
         # row again further along the status index.
-        for call in self.calls.live_calls():
+        for call in self.calls.live_calls(self.nodes):
             row = by_uuid.pop(call.fs_uuid, None)
             # The agent's leg is no call of its own; while it rings, the customer's
             # leg does not exist yet and the call is alive.
@@ -294,7 +297,8 @@ class CallEventHandlers:
             if uuid in known or (row.get("call_uuid") or uuid) != uuid:
                 continue  # already logged (ended meanwhile), or a bridged b-leg
             event = row.get("_dump") or _row_as_event(row)
-            call = self.calls.adopt(call_facts(event), outbox, SOURCE_RECONCILE,
+            call = self.calls.adopt(dict(call_facts(event), node=self.node), outbox,
+                                    SOURCE_RECONCILE,
                                     event.get("Event-Name", "?"))
             self._catch_up(call, row.get("_dump"), outbox)
             adopted += 1

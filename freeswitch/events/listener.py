@@ -5,6 +5,7 @@ one writer greenlet takes them in batches and applies each batch in ONE
 transaction (SQLite allows one writer, and a transaction per event cannot keep
 up with a burst), then publishes after the commit.
 """
+import collections
 import logging
 import time
 
@@ -14,6 +15,7 @@ import gevent.queue
 
 from freeswitch.esl.commands import take_channel_snapshot
 from freeswitch.esl.connection import ESLConnection, FreeSwitchUnavailable
+from freeswitch.events.logline import log_applied
 from models import db, utcnow
 from services.calls.guard import CallChangedMeanwhile
 from services.outbox import Outbox
@@ -71,6 +73,7 @@ class EventListener:
         self.state = "starting"
         self.connected_since = None
         self.events_applied = 0
+        self.applied_by_name = collections.Counter()  # event name -> applied (for /metrics)
         self._closed = gevent.event.Event()
         self._stop = gevent.event.Event()
         self._conn = None
@@ -192,6 +195,7 @@ class EventListener:
                     self._apply_one(name, event, outbox)
                 observer.end_batch()
         self.events_applied += len(batch)
+        self.applied_by_name.update(name for name, _ in batch if name is not _RECONCILE)
 
     def _apply_one(self, name, event, outbox, retry=True):
         """One event in its own savepoint; a failure drops what it wrote and queued."""
@@ -204,6 +208,7 @@ class EventListener:
                         logger.info("reconciled: %d calls closed, %d adopted", closed, adopted)
                 else:
                     self.handlers[name](event, outbox)
+                    log_applied(self.config.get("FREESWITCH_NODE"), name, event)
         except CallChangedMeanwhile:
             observer.begin_batch()  # the API moved the call first: apply on what it stored
             if retry:

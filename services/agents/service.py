@@ -210,6 +210,29 @@ class AgentService:
         """The agent let call_id ring out: paused with reason no-answer."""
         return self._call_step(agent_id, call_id, ag.RINGING, ag.PAUSED, reason="no-answer")
 
+    def offer_missed(self, agent_id, call_id, max_missed):
+        """A queue's offer of call_id rang out or failed: one more miss in a row. At
+        max_missed misses in a row the agent is paused (no-answer, announced) and the count
+        starts again; before, the agent is available again. None when stale (moved already)."""
+        agent = Agent.get_or_none(Agent.id == str(agent_id))
+        if agent is None or agent.state != ag.RINGING or agent.call_id != call_id:
+            return None
+        misses = (agent.missed_offers or 0) + 1
+        paused = max_missed is not None and misses >= max_missed
+        moved = self._call_step(agent_id, call_id, ag.RINGING, ag.PAUSED if paused
+                                else ag.AVAILABLE, reason="no-answer" if paused else None)
+        if moved is not None:
+            Agent.update(missed_offers=0 if paused else Agent.missed_offers + 1).where(
+                Agent.id == agent.id).execute()
+            moved.missed_offers = 0 if paused else misses
+        return moved
+
+    @staticmethod
+    def offer_answered(agent_id):
+        """The agent answered a queue's offer: its misses in a row start again from 0."""
+        Agent.update(missed_offers=0).where((Agent.id == str(agent_id)) &
+                                            (Agent.missed_offers != 0)).execute()
+
     def released(self, agent_id, call_id):
         """call_id ended for the agent: on-call -> wrap-up until the wrap-up deadline;
         ringing (never answered) -> available again."""
@@ -242,6 +265,21 @@ class AgentService:
                 moved += self._move(agent, ag.AVAILABLE, None, SOURCE_TIMER, outbox,
                                     expect_call=agent.call_id)
         return moved
+
+    def phone_status_changed(self, agent, registered):
+        """The browser phone check (services/agents/phones.py): an available agent whose
+        phone dropped -> paused (phone-offline); paused phone-offline and back -> available.
+        False when the agent moved meanwhile (nothing written)."""
+        if registered:
+            if agent.state != ag.PAUSED or agent.state_reason != "phone-offline":
+                return False
+            target, reason = ag.AVAILABLE, None
+        elif agent.state == ag.AVAILABLE:
+            target, reason = ag.PAUSED, "phone-offline"
+        else:
+            return False
+        with Outbox().atomic() as outbox:
+            return self._move(agent, target, reason, SOURCE_TIMER, outbox)
 
     def run_wrapup_timer(self):
         """The events process's background task: finish due wrap-ups every second or so."""

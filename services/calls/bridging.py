@@ -110,7 +110,7 @@ class CallBridging:
         """Send the originate of a call with an agent: the agent first (one originate
         with &bridge), or the customer first (parked; the agent is bridged in when the
         customer answers). Raises as FreeSwitchCommands.originate does."""
-        commands = self.calls.commands
+        commands = self.calls.commands.commands_for(call)  # the call's node
         customer = commands.dialstring(call.to_number, call.gateway)
         if call.mode == CUSTOMER_FIRST:
             command = commands.originate_command(call.fs_uuid, call.id, customer,
@@ -187,11 +187,11 @@ class CallBridging:
         command = bridge_in_command(
             call.fs_uuid, call.id, call.agent_leg_uuid, dial_string(agent.endpoint),
             agent_timeout=self.calls.config.get("FREESWITCH_ORIGINATE_TIMEOUT", 45))
-        outbox.add(self._send, call.id, command)
+        outbox.add(self._send, call.id, command, call.node)
 
-    def _send(self, call_id, command):
+    def _send(self, call_id, command, node=None):
         try:
-            reply = self.calls.commands.api(command)
+            reply = self.calls.commands.on(node).api(command)
         except Exception as exc:  # the customer's leg stays parked; hang-up ends it
             logger.warning("call %s: bridging the agent failed: %s", call_id, exc)
             return

@@ -46,13 +46,13 @@ class CallConsult:
         if agent_id:
             self.agents.reserve(agent_id, call.id)
         try:
-            self.control._send(fcc.park_after_bridge_command(call.fs_uuid))
-            self.control._send(command)
+            self.control._send(fcc.park_after_bridge_command(call.fs_uuid), call)
+            self.control._send(command, call)
         except Exception:
             if agent_id:
                 self.agents.released(agent_id, call.id)  # ringing -> available again
             raise
-        self._try(fcc.hold_music_command(call.fs_uuid))
+        self._try(fcc.hold_music_command(call.fs_uuid), call)
         data = {"to": to, "agent_id": agent_id, "leg": consult_leg,
                 "from_agent_id": call.agent_id, "from_leg": call.agent_leg_uuid}
 
@@ -69,8 +69,8 @@ class CallConsult:
         call = self.control._answered(call_id, "complete a transfer")
         _check_consult(call, want=True)
         started = self._consult_of(call)
-        self.control._send(fcc.uuid_bridge_command(call.fs_uuid, call.consult_leg_uuid))
-        self._try(fcc.end_with_partner_command(call.fs_uuid))
+        self.control._send(fcc.uuid_bridge_command(call.fs_uuid, call.consult_leg_uuid), call)
+        self._try(fcc.end_with_partner_command(call.fs_uuid), call)
         from_agent, from_leg = call.agent_id, call.agent_leg_uuid
         target_agent = started.get("agent_id")
 
@@ -84,7 +84,7 @@ class CallConsult:
                                     self.calls.notifier.call_transferred,
                                     check=lambda c: _check_consult(c, want=True))
         if from_leg:
-            self._try(fcc.hangup_command(from_leg))
+            self._try(fcc.hangup_command(from_leg), call)
         if from_agent and from_agent != target_agent:
             self.agents.released(from_agent, call.id)  # on-call -> wrap-up
         if target_agent:
@@ -95,10 +95,10 @@ class CallConsult:
         call = self.control._answered(call_id, "cancel a transfer")
         _check_consult(call, want=True)
         started = self._consult_of(call)
-        self._try(fcc.hangup_command(call.consult_leg_uuid))
-        self.control._send(fcc.uuid_bridge_command(call.agent_leg_uuid, call.fs_uuid))
-        self._try(fcc.end_with_partner_command(call.fs_uuid))
-        self._try(fcc.hangup_after_bridge_command(call.agent_leg_uuid))
+        self._try(fcc.hangup_command(call.consult_leg_uuid), call)
+        self.control._send(fcc.uuid_bridge_command(call.agent_leg_uuid, call.fs_uuid), call)
+        self._try(fcc.end_with_partner_command(call.fs_uuid), call)
+        self._try(fcc.hangup_after_bridge_command(call.agent_leg_uuid), call)
 
         def change(c):
             leg, c.consult_leg_uuid = c.consult_leg_uuid, None
@@ -119,10 +119,10 @@ class CallConsult:
                 return event.data or {}
         return {}
 
-    def _try(self, command):
+    def _try(self, command, call=None):
         """A step whose failure leaves the call usable (a leg that is gone already)."""
         try:
-            self.calls.commands.api(command)
+            self.calls.commands.commands_for(call).api(command)
         except Exception as exc:
             logger.warning("%s failed: %s", command.split(" ", 1)[0], exc)
 

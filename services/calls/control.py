@@ -39,7 +39,7 @@ class CallControl:
         """Put the customer on hold: they hear the switch's hold music."""
         call = self._answered(call_id, "hold")
         _check_hold(call, want_held=False)
-        self._send_hold(fsc.hold_command(_hold_leg(call)))
+        self._send_hold(fsc.hold_command(_hold_leg(call)), call)
         return self._record(call_id, "api.hold", self._set_held, self.notifier.call_held,
                             check=lambda c: _check_hold(c, want_held=False))
 
@@ -47,16 +47,16 @@ class CallControl:
         """Take the customer off hold; the time on hold is added to hold_seconds."""
         call = self._answered(call_id, "unhold")
         _check_hold(call, want_held=True)
-        self._send_hold(fsc.hold_command(_hold_leg(call), off=True))
+        self._send_hold(fsc.hold_command(_hold_leg(call), off=True), call)
         return self._record(call_id, "api.unhold", fold_hold, self.notifier.call_unheld,
                             check=lambda c: _check_hold(c, want_held=True))
 
-    def _send_hold(self, command):
+    def _send_hold(self, command, call):
         """uuid_hold [off]: FreeSWITCH answers "-ERR Operation failed" when the leg already
         is where we want it (held, or not held); the switch is then right as it is and the
         call's record follows it instead of failing with a 502."""
         try:
-            self._send(command)
+            self._send(command, call)
         except BadGateway as exc:
             if "Operation failed" not in exc.message:
                 raise
@@ -81,7 +81,7 @@ class CallControl:
         if not call.agent_leg_uuid:
             raise Conflict(f"call {call.id} has no agent leg: there is no agent microphone to "
                            f"{action}", error_id="no_agent_leg")
-        self._send(fsc.mute_command(call.agent_leg_uuid, muted))
+        self._send(fsc.mute_command(call.agent_leg_uuid, muted), call)
         notify = self.notifier.call_muted if muted else self.notifier.call_unmuted
         return self._record(call_id, "api." + action,
                             lambda c: {"leg": c.agent_leg_uuid}, notify)
@@ -89,11 +89,12 @@ class CallControl:
     # ----- DTMF ------------------------------------------------------------
     def dtmf(self, call_id, digits):
         """Send digits to the customer's side (e.g. to walk a far IVR)."""
+        call = self._answered(call_id, "dtmf")
         try:
-            command = fsc.dtmf_command(self._answered(call_id, "dtmf").fs_uuid, digits)
+            command = fsc.dtmf_command(call.fs_uuid, digits)
         except ValueError as exc:
             raise Unprocessable(str(exc), errors={"json": {"digits": [str(exc)]}}) from None
-        self._send(command)
+        self._send(command, call)
         return self._record(call_id, "api.dtmf", lambda c: {"digits": digits},
                             self.notifier.call_dtmf_sent)
 
@@ -107,7 +108,7 @@ class CallControl:
         if agent_id:
             self.agents.reserve(agent_id, call.id)
         try:
-            self._send(fsc.transfer_command(call.fs_uuid, dialstring, leg_uuid=target_leg))
+            self._send(fsc.transfer_command(call.fs_uuid, dialstring, leg_uuid=target_leg), call)
         except Exception:
             if agent_id:
                 self.agents.released(agent_id, call.id)  # ringing -> available again
@@ -140,9 +141,9 @@ class CallControl:
         _check_answered(call, action)
         return call
 
-    def _send(self, command):
-        try:
-            fsc.control_reply_ok(self.calls.commands.api(command))
+    def _send(self, command, call=None):
+        try:  # to the call's FreeSWITCH node
+            fsc.control_reply_ok(self.calls.commands.commands_for(call).api(command))
         except FreeSwitchUnavailable as exc:
             raise Unavailable(f"FreeSWITCH is unreachable; nothing was changed ({exc})",
                               headers={"Retry-After": "5"},

@@ -1,6 +1,8 @@
 """Reading the call log: the filtered history, a page's recordings, a call's event trail."""
 from models import Call, CallEvent
+from models.call import LIVE_STATUSES
 from models.recording import Recording
+from models.transcript import Transcript
 from services.recordings.schemas import recording_summary
 
 
@@ -9,8 +11,13 @@ def history_query(filters):
     query = Call.select()
     for field in ("status", "direction", "agent_id", "campaign_id", "gateway"):
         value = filters.get(field)
-        if value:
+        if isinstance(value, (list, tuple)):  # a repeated filter: any of its values
+            query = query.where(getattr(Call, field).in_(value)) if value else query
+        elif value:
             query = query.where(getattr(Call, field) == value)
+    if filters.get("live") is not None:
+        live = Call.status.in_(LIVE_STATUSES)
+        query = query.where(live if filters["live"] else ~live)
     if filters.get("date_from"):
         query = query.where(Call.created_at >= filters["date_from"])
     if filters.get("date_to"):
@@ -19,7 +26,18 @@ def history_query(filters):
         needle = f"%{filters['number']}%"
         query = query.where(Call.to_number ** needle | Call.from_number ** needle
                             | Call.caller_id ** needle)
-    if filters.get("sort", "-created_at") == "created_at":
+    if filters.get("text"):  # words said in the call (its transcript's full-text index)
+        query = query.where(Call.id.in_(Transcript.matching_calls(filters["text"])))
+    ascending = filters.get("sort", "-created_at") == "created_at"
+    if filters.get("cursor"):  # keyset paging: the calls after (created_at, id) in this order
+        created_at, call_id = filters["cursor"]
+        if ascending:
+            query = query.where((Call.created_at > created_at) | (
+                (Call.created_at == created_at) & (Call.id > call_id)))
+        else:
+            query = query.where((Call.created_at < created_at) | (
+                (Call.created_at == created_at) & (Call.id < call_id)))
+    if ascending:
         return query.order_by(Call.created_at.asc(), Call.id.asc())
     return query.order_by(Call.created_at.desc(), Call.id.desc())
 

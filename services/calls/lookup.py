@@ -16,15 +16,28 @@ def find_by_job(job_uuid):
     return Call.get_or_none(Call.fs_job_uuid == job_uuid)
 
 
-def live_calls():
-    """Every live call, as a list: rows updated while it is walked are not met again."""
-    return list(Call.select().where(Call.status.in_(cs.LIVE)))
+def of_node(node, configured):
+    """The clause of the calls that belong to node (configured: every node's name, in
+    order): its own, and for the first node also the calls with no node (from before
+    nodes existed) or with a node no longer configured. None: every call (one node)."""
+    if node != configured[0]:
+        return Call.node == node
+    others = [n for n in configured if n != node]
+    return (Call.node.is_null() | Call.node.not_in(others)) if others else None
 
 
-def live_channels():
-    """The channel uuids of the live calls."""
+def live_calls(where=None):
+    """Every live call (those matching where, when given), as a list: rows updated while
+    it is walked are not met again."""
+    live = Call.status.in_(cs.LIVE)
+    return list(Call.select().where(live if where is None else live & where))
+
+
+def live_channels(where=None):
+    """The channel uuids of the live calls (those matching where, when given)."""
+    live = Call.status.in_(cs.LIVE) & Call.fs_uuid.is_null(False)
     return [c.fs_uuid for c in Call.select(Call.fs_uuid).where(
-        Call.status.in_(cs.LIVE) & Call.fs_uuid.is_null(False))]
+        live if where is None else live & where)]
 
 
 def closed_by_reconcile(fs_uuids):

@@ -36,7 +36,7 @@ class CallMonitor:
             leg, call.id, dialstring, call.agent_leg_uuid, mode,
             timeout=self.calls.config.get("FREESWITCH_ORIGINATE_TIMEOUT", 45))
         try:  # the supervisor's phone rings in the background; the trail names its leg
-            self.calls.commands.bgapi(command)
+            self.calls.commands.commands_for(call).bgapi(command)
         except FreeSwitchUnavailable as exc:
             raise Unavailable(f"FreeSWITCH is unreachable; nothing was changed ({exc})",
                               headers={"Retry-After": "5"},
@@ -50,7 +50,7 @@ class CallMonitor:
         running = self._running(call)
         if not running:
             raise Conflict(f"call {call.id} is not being monitored", error_id="no_monitor")
-        self.control._send(fcc.monitor_mode_command(running["leg"], mode))
+        self.control._send(fcc.monitor_mode_command(running["leg"], mode), call)
         return self.control._record(call_id, MODE_EVENT,
                                     lambda c: {"leg": running["leg"], "mode": mode},
                                     self.calls.notifier.call_monitor_changed)
@@ -61,7 +61,7 @@ class CallMonitor:
         if not running:
             raise Conflict(f"call {call.id} is not being monitored", error_id="no_monitor")
         try:
-            self.control._send(fcc.hangup_command(running["leg"]))
+            self.control._send(fcc.hangup_command(running["leg"]), call)
         except Conflict:
             pass  # the supervisor hung up already: stopping is done
         return self.control._record(call_id, STOP_EVENT,

@@ -9,7 +9,7 @@ from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
 from models import Call, CallEvent, fastsql, utcnow
 from models.db import new_id
 from services.agents.service import AgentService
-from services.calls import history, lookup
+from services.calls import history, lookup, nodes
 from services.calls import state as cs
 from services.calls.bridging import CallBridging, fill_handling_times
 from services.calls.guard import CallChangedMeanwhile, retried
@@ -49,7 +49,7 @@ class CallService:
 
     def __init__(self, publisher, commands=None, config=None, hooks=None):
         self.notifier = CallNotifier(publisher)
-        self.commands = commands
+        self.commands = nodes.CallNodes.of(commands)  # commands_for(call): the call's node
         self.config = config or {}
         # Other domains react to call changes through hooks, lists of fn(call, outbox) under
         # "answered", "ended", "updated" (no status change) and "deleting"; they run inside
@@ -250,7 +250,7 @@ class CallService:
                     agent_id=args.get("agent_id"), campaign_id=args.get("campaign_id"),
                     gateway=gateway, metadata=args.get("metadata"),
                     record=bool(args.get("record")), record_format=args.get("record_format"),
-                    idempotency_key=idempotency_key)
+                    idempotency_key=idempotency_key, node=self.commands.pick())
                 CallEvent.create(call=call, source=SOURCE_API, event_name="api.start",
                                  to_status=call.status)
                 self.notifier.call_initiated(call, outbox)
@@ -279,7 +279,7 @@ class CallService:
             if agent is not None:
                 self.bridging.place(call, agent, timeout)
             else:
-                self.commands.originate(
+                self.commands.commands_for(call).originate(
                     call.fs_uuid, call.id, call.to_number, gateway=call.gateway,
                     caller_id=call.caller_id, timeout=timeout, job_uuid=call.fs_job_uuid)
         except FreeSwitchUnavailable as exc:
@@ -333,7 +333,7 @@ class CallService:
         elif call.is_live and call.fs_uuid:
             try:  # every leg: the customer's, the agent's, a consult
                 for leg in self.bridging.legs_of(call):
-                    self.commands.uuid_kill(leg)
+                    self.commands.commands_for(call).uuid_kill(leg)
             except FreeSwitchUnavailable as exc:
                 raise Unavailable(f"FreeSWITCH is unreachable; the call is still up ({exc})",
                                   headers={"Retry-After": "5"},
@@ -362,10 +362,10 @@ class CallService:
     def _kill_leftover(self, call):
         """An ended call whose channel FreeSWITCH still has is hung up too (idempotent answer)."""
         try:
-            if self.commands.uuid_exists(call.fs_uuid):
+            if self.commands.commands_for(call).uuid_exists(call.fs_uuid):
                 logger.warning("call %s is %s but its channel %s is up: hanging it up",
                                call.id, call.status, call.fs_uuid)
-                self.commands.uuid_kill(call.fs_uuid)
+                self.commands.commands_for(call).uuid_kill(call.fs_uuid)
         except (FreeSwitchUnavailable, FreeSwitchError) as exc:
             logger.warning("could not check the channel of ended call %s: %s", call.id, exc)
 

@@ -16,9 +16,9 @@ import psutil
 import redis
 
 from models import Call, db, utcnow
+from services import nodes as node_registry
 from services import redis_client
 from services.errors import Unavailable
-from services.health import EVENTS_STATE_KEY
 from services.jobs import QUEUES, queue
 from services.live.leader import LeaderLock
 from services.live.performance import PerformanceAlerts
@@ -31,6 +31,15 @@ METRICS_LAST_KEY = redis_client.KEY_PREFIX + "metrics:last"
 METRICS_LEADER_KEY = redis_client.KEY_PREFIX + "metrics:leader"
 
 CLIENT_REPORT_STALE = 15.0    # a count older than this belongs to a dead process
+
+
+def _iso_time(epoch):
+    """An epoch time (as the events process stores it) as ISO 8601 UTC text, like every time
+    of the API; None stays None."""
+    if not isinstance(epoch, (int, float)):
+        return None
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def report_websocket_clients(redis_conn, process, clients):
@@ -137,11 +146,13 @@ class MetricsPublisher:
                 "mos_samples": len(mos)}
 
     def _freeswitch_state(self):
-        raw = self.redis.get(EVENTS_STATE_KEY)
-        if not raw:
-            return {"state": "unknown", "since": None}
-        state = json.loads(raw)
-        return {"state": state.get("state", "unknown"), "since": state.get("since")}
+        """The first node's events connection (state, since), and every node's state."""
+        names = [n.name for n in node_registry.parse_nodes(self.config)]
+        states = node_registry.read_states(self.redis, names)
+        by_node = {n: (states[n] or {}).get("state", "unknown") for n in names}
+        first = states[names[0]] or {}
+        return {"state": first.get("state", "unknown"), "since": _iso_time(first.get("since")),
+                "nodes": by_node}
 
     def _queue_depths(self):
         return {name: queue(name, self.redis).count for name in QUEUES}

@@ -23,3 +23,7 @@ class LiveNotifier:
 
     def queue_backlog(self, data):
         return self.publisher.publish("performance", "performance.queue_backlog", data)
+
+    def webhook_disabled(self, data):
+        """A webhook failed continuously for WEBHOOK_DISABLE_AFTER and was disabled."""
+        return self.publisher.publish("performance", "performance.webhook_disabled", data)

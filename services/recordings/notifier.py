@@ -21,3 +21,11 @@ class RecordingNotifier:
     def recording_deleted(self, recording, outbox):
         """Call before the row goes: the message carries the last stored state."""
         outbox.publish(self.publisher, CHANNEL, "recording.deleted", dump_recording(recording))
+
+    def call_transcribed(self, transcript_summary, outbox):
+        """call.transcribed: a recording's transcript is ready (figures, never the words)."""
+        outbox.publish(self.publisher, CHANNEL, "call.transcribed", transcript_summary)
+
+    def transcription_failed(self, transcript_summary, outbox):
+        """call.transcription_failed: the transcript could not be made; its error says why."""
+        outbox.publish(self.publisher, CHANNEL, "call.transcription_failed", transcript_summary)

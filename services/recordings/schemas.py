@@ -4,8 +4,8 @@ from marshmallow import Schema, fields
 from models.recording import FORMATS, STATUSES
 from services.fields import UTCDateTime
 
-__all__ = ["FORMATS", "MIME_TYPES", "STATUSES", "RecordingSchema", "dump_recording",
-           "recording_summary", "recording_url"]
+__all__ = ["FORMATS", "MIME_TYPES", "STATUSES", "SUMMARY_DOC", "RecordingSchema",
+           "dump_recording", "recording_summary", "recording_url"]
 
 # How each stored format is served (and documented in the OpenAPI audio responses).
 MIME_TYPES = {"mp3": "audio/mpeg", "ogg": "audio/ogg", "wav": "audio/wav"}
@@ -15,8 +15,9 @@ class RecordingSchema(Schema):
     id = fields.String(dump_only=True)
     call_id = fields.String(dump_only=True)
     status = fields.String(dump_only=True, metadata={
+        "enum": list(STATUSES),
         "description": "recording -> processing -> ready, or failed (see error)"})
-    format = fields.String(dump_only=True)
+    format = fields.String(dump_only=True, metadata={"enum": list(FORMATS)})
     duration = fields.Float(dump_only=True, allow_none=True,
                             metadata={"description": "seconds, millisecond precision"})
     size = fields.Integer(dump_only=True, allow_none=True,
@@ -41,6 +42,13 @@ class RecordingSchema(Schema):
 def recording_url(call_id):
     """Where a call's recording streams from (the REST route of the recordings resource)."""
     return f"/api/calls/{call_id}/recording"
+
+
+# The summary's schema in the OpenAPI document (a Function field documents nothing itself).
+SUMMARY_DOC = {"type": "object", "description": "the call's recording, or null", "properties": {
+    "id": {"type": "string"}, "status": {"type": "string", "enum": list(STATUSES)},
+    "format": {"type": "string", "enum": list(FORMATS)},
+    "duration": {"type": "number", "nullable": True}, "url": {"type": "string"}}}
 
 
 class RecordingSummarySchema(Schema):

@@ -23,6 +23,7 @@ from models import Call, utcnow
 from models.db import db_session, write_transaction
 from models.recording import FAILED, PROCESSING, READY, RECORDING, UNFINISHED_STATUSES, Recording
 from services import jobs
+from services.calls.nodes import CallNodes
 from services.calls.schemas import forget_recording, recording_of
 from services.errors import BadGateway, Conflict, NotFound, ServiceError, Unavailable
 from services.outbox import Outbox
@@ -50,11 +51,13 @@ class RecordingService:
     def __init__(self, config, publisher, commands=None, redis_conn=None):
         self.config = config
         self.notifier = RecordingNotifier(publisher)
-        self.commands = commands
+        self.commands = CallNodes.of(commands)
         self.redis = redis_conn
         self.storage = RecordingStorage(config.get("SIP_RECORDING_PATH", "./recordings"))
         self.maintenance = RecordingMaintenance(self)
         self.transcoder = RecordingTranscoder(self)
+        # hook(recording, outbox), run inside the transaction that makes a recording ready
+        self.ready_hooks = []
 
     # ----- reading -------------------------------------------------------
     def for_call(self, call_id):
@@ -155,11 +158,12 @@ class RecordingService:
             self.storage.ensure_directory(recording.source_path)
         except OSError as exc:
             raise Unavailable(f"cannot create the recording directory: {exc.strerror}") from None
-        rate = self._channel_rate(recording.fs_uuid)
+        rate = self._channel_rate(recording)
+        channels = self._ask_stereo(recording)
         limit = fs.recording_limit_seconds(self.config.get("MAX_RECORDING_SIZE", 100 * 1024 ** 2),
-                                           rate)
+                                           rate, channels)
         path = self.storage.absolute(recording.source_path)
-        reply = self._api(fs.record_start_command(recording.fs_uuid, path, limit))
+        reply = self._api(fs.record_start_command(recording.fs_uuid, path, limit), recording)
         if not reply.startswith("+OK"):
             if "Cannot locate session" in reply:
                 raise Conflict(f"FreeSWITCH no longer has the call's channel ({reply.strip()})",
@@ -174,18 +178,30 @@ class RecordingService:
         logger.info("recording call %s to %s (limit %ss at %s Hz)", recording.call_id, path, limit,
                     rate or fs.ASSUMED_SAMPLE_RATE)
 
-    def _channel_rate(self, fs_uuid):
+    def _ask_stereo(self, recording):
+        """RECORD_STEREO on the channel (agent and customer apart): the channels to expect."""
+        if not self.config.get("RECORDING_STEREO", True):
+            return 1
+        try:
+            reply = self._api(fs.record_stereo_command(recording.fs_uuid), recording)
+        except (BadGateway, Unavailable):
+            return 1
+        return 2 if reply.startswith("+OK") else 1
+
+    def _channel_rate(self, recording):
         """The channel's read rate in Hz, or None when FreeSWITCH cannot tell."""
         try:
-            return fs.parse_read_rate(self._api(fs.read_rate_command(fs_uuid)))
+            return fs.parse_read_rate(self._api(fs.read_rate_command(recording.fs_uuid),
+                                                recording))
         except (BadGateway, Unavailable):
             return None
 
-    def _api(self, command):
+    def _api(self, command, recording):
         if self.commands is None:
             raise Unavailable("no FreeSWITCH connection in this process")
-        try:
-            return self.commands.api(command)
+        try:  # to the FreeSWITCH node of the recording's call
+            node = Call.select(Call.node).where(Call.id == recording.call_id).scalar()
+            return self.commands.on(node).api(command)
         except FreeSwitchUnavailable as exc:
             raise Unavailable(f"FreeSWITCH is unreachable ({exc})",
                               headers={"Retry-After": "5"}) from None
@@ -200,7 +216,7 @@ class RecordingService:
             raise Conflict(f"the call is not being recorded (recording is {recording.status})",
                            error_id="recording_not_in_progress")
         path = self.storage.absolute(recording.source_path)
-        reply = self._api(fs.record_stop_command(recording.fs_uuid, path))
+        reply = self._api(fs.record_stop_command(recording.fs_uuid, path), recording)
         if not reply.startswith("+OK"):
             logger.info("uuid_record stop for %s: %s (already stopped)", recording.id,
                         reply.strip())

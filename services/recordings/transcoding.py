@@ -108,4 +108,6 @@ class RecordingTranscoder:
             recording.ready_at = recording.updated_at = utcnow()
             recording.save()
             self.service.notifier.recording_changed(recording, "recording.ready", outbox)
+            for hook in self.service.ready_hooks:  # e.g. transcripts: queue the transcription
+                hook(recording, outbox)
         return True

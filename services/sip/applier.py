@@ -38,7 +38,8 @@ class GatewayApplier:
     def __init__(self, control, box, gateway_dir, notifier):
         self.control = control
         self.box = box
-        self.gateway_dir = gateway_dir
+        # One folder, or a list: each FreeSWITCH node's (several nodes may share one).
+        self.gateway_dirs = [gateway_dir] if isinstance(gateway_dir, str) else list(gateway_dir)
         self.notifier = notifier
 
     def spec_of(self, gateway):
@@ -93,11 +94,12 @@ class GatewayApplier:
         return APPLIED, f"{action} in FreeSWITCH"
 
     def _write_file(self, gateway):
-        if gateway.enabled:
-            write_gateway_file(self.gateway_dir, gateway.name,
-                               render_gateway_xml(self.spec_of(gateway)))
-        else:
-            remove_gateway_file(self.gateway_dir, gateway.name)
+        text = render_gateway_xml(self.spec_of(gateway)) if gateway.enabled else None
+        for folder in self.gateway_dirs:
+            if text is not None:
+                write_gateway_file(folder, gateway.name, text)
+            else:
+                remove_gateway_file(folder, gateway.name)
 
     @staticmethod
     def record(gateway, state, detail):
@@ -117,7 +119,8 @@ class GatewayApplier:
     def remove(self, gateway):
         """Delete the file, tell FreeSWITCH, drop the row; False while FreeSWITCH is away."""
         try:
-            remove_gateway_file(self.gateway_dir, gateway.name)
+            for folder in self.gateway_dirs:
+                remove_gateway_file(folder, gateway.name)
         except (OSError, OutsideGatewayDir) as exc:
             raise Unavailable(f"cannot remove the gateway file: "
                               f"{getattr(exc, 'strerror', None) or exc}") from None

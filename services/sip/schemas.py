@@ -4,7 +4,10 @@ No schema ever dumps a password; GatewaySchema says only `password_set`.
 """
 from marshmallow import Schema, fields
 
+from models.sip import SipGateway
 from services.fields import UTCDateTime
+
+APPLY_STATES = list(SipGateway.APPLY_STATES)
 
 
 class GatewaySchema(Schema):
@@ -27,6 +30,7 @@ class GatewaySchema(Schema):
     enabled = fields.Boolean()
     version = fields.Integer()
     apply_state = fields.String(metadata={
+        "enum": APPLY_STATES,
         "description": "applied | pending (FreeSWITCH unreachable; applied when it is back) | "
                        "failed (see apply_detail)"})
     apply_detail = fields.String(allow_none=True)
@@ -43,7 +47,7 @@ class GatewayStatusSchema(Schema):
     enabled = fields.Boolean()
     register = fields.Boolean()
     transport = fields.String()
-    apply_state = fields.String()
+    apply_state = fields.String(metadata={"enum": APPLY_STATES})
     apply_detail = fields.String(allow_none=True)
     loaded = fields.Boolean(allow_none=True, metadata={
         "description": "FreeSWITCH runs it (null: FreeSWITCH not asked or unreachable)"})
@@ -61,3 +65,7 @@ class GatewayStatusSchema(Schema):
     failure_at = UTCDateTime(allow_none=True)
     source = fields.String(metadata={"description": "freeswitch | events | none"})
     freeswitch_error = fields.String(allow_none=True)
+    nodes = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "each FreeSWITCH node -> loaded, state, status, freeswitch_error as "
+                       "that node tells (GET /api/sip/status); in `sip` messages: the node "
+                       "whose events process reported the change"})

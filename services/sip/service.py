@@ -30,15 +30,16 @@ import peewee
 import redis
 
 from freeswitch.esl.connection import FreeSwitchUnavailable
-from freeswitch.esl.sofia_gateways import SofiaGatewayControl, SofiaRefused
+from freeswitch.esl.sofia_gateways import SofiaRefused
 from models import db, utcnow
 from models.db import write_transaction
 from models.sip import SipGateway, SipGatewayState
+from services import nodes as node_registry
 from services.crypto import SecretBox
 from services.errors import BadGateway, Conflict, NotFound, Unavailable
-from services.health import EVENTS_STATE_KEY
 from services.sip import configuration, registration
 from services.sip.applier import APPLYING, FAILED, PENDING, REMOVING, GatewayApplier
+from services.sip.nodes import EveryNodeControl
 from services.sip.notifier import SipNotifier
 from services.sip.tester import GatewayTester
 
@@ -59,10 +60,14 @@ class SipService:
         self.commands = commands
         self.redis = redis_conn
         self.box = SecretBox(config.get("SECRET_KEY") or "")
-        self.control = SofiaGatewayControl(commands, profile=config.get("FREESWITCH_PROFILE",
-                                                                        "external"))
+        # Gateways go to every FreeSWITCH node (and into each node's gateway folder).
+        self.control = EveryNodeControl(
+            dict(commands.items()) if hasattr(commands, "items")
+            else {node_registry.DEFAULT_NODE: commands},
+            profile=config.get("FREESWITCH_PROFILE", "external"))
+        gateway_dirs = [n.gateway_dir for n in node_registry.parse_nodes(config)]
         self.applier = GatewayApplier(self.control, self.box,
-                                      config.get("FREESWITCH_GATEWAY_DIR"), self.notifier)
+                                      list(dict.fromkeys(gateway_dirs)), self.notifier)
         self.tester = GatewayTester(self.control, float(config.get("SIP_TEST_TIMEOUT", 3.0)),
                                     find=self._find, get=self.get)
 
@@ -179,7 +184,7 @@ class SipService:
                     & (SipGateway.updated_at <= now - datetime.timedelta(seconds=min_age)))
                 if gateway.apply_detail != APPLYING
                 or gateway.updated_at <= now - datetime.timedelta(seconds=abandoned_after)]
-        if not rows or not self.commands.ping():
+        if not rows or not self.control.any_reachable():
             return 0
         handled = 0
         for gateway in rows:
@@ -230,7 +235,11 @@ class SipService:
                      values["ping_status"])
         if registration.is_news(row, values):
             stored = SipGatewayState(name=report.name, **values)
-            self.notifier.gateway_state(registration.status_entry(gateway, stored, None), outbox)
+            entry = registration.status_entry(gateway, stored, None)
+            node = self.config.get("FREESWITCH_NODE")  # the events process's own node
+            if node:
+                entry["nodes"] = {node: {"state": entry["state"], "status": entry["status"]}}
+            self.notifier.gateway_state(entry, outbox)
 
     def status(self):
         """The ESL connection and every gateway's registration as FreeSWITCH and its events tell."""
@@ -239,13 +248,22 @@ class SipService:
             SipGatewayState.name.in_([g.name for g in gateways]))} if gateways else {}
         reachable = self.commands.ping()
         entries = []
+        several = len(self.control.controls) > 1
         for gateway in gateways:
             view = self._freeswitch_view(gateway) if reachable and gateway.enabled else None
-            entries.append(registration.status_entry(gateway, states.get(gateway.name), view))
+            entry = registration.status_entry(gateway, states.get(gateway.name), view)
+            entry["nodes"] = (self.control.node_views(gateway.name) if several else {
+                self.control.controls[0][0]: {k: entry[k] for k in (
+                    "loaded", "state", "status", "freeswitch_error")}})
+            entries.append(entry)
+        nodes = self.control.esl_states()
+        for node, esl in nodes.items():
+            esl["events_process"] = self._events_process_state(node)
+        first = next(iter(nodes))
         return {"esl": {"command_connection": self.commands.state(),
                         "freeswitch_reachable": reachable,
-                        "events_process": self._events_process_state()},
-                "gateways": entries}
+                        "events_process": nodes[first]["events_process"]},
+                "nodes": nodes, "gateways": entries}
 
     def _freeswitch_view(self, gateway):
         try:
@@ -256,9 +274,9 @@ class SipService:
             return {"error": str(exc)}
         return fields if fields is not None else {}
 
-    def _events_process_state(self):
+    def _events_process_state(self, node):
         try:
-            raw = self.redis.get(EVENTS_STATE_KEY) if self.redis is not None else None
+            raw = self.redis.get(node_registry.state_key(node)) if self.redis is not None else None
         except redis.RedisError:
             return {"state": "unknown", "detail": "Redis unavailable"}
         if not raw:

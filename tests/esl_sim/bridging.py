@@ -202,6 +202,8 @@ class BridgingMixin:
             agent.answered_us = agent.progress_us = _now_us()
             self._emit_leg(legs.agent["CHANNEL_ANSWER"], agent, legs.agent)
             self._originate_done(agent, f"+OK {agent.uuid}\n")
+            if bridge_arg is None:  # `&park()`: the answered leg parks (tests/esl_sim/queues.py)
+                return
             customer = self._new_leg(bridge_arg, agent)
             if customer is None:
                 self._hangup_pair_unanswered(agent, None, "NORMAL_TEMPORARY_FAILURE")

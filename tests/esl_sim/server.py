@@ -40,6 +40,7 @@ from tests.esl_sim import templates as T
 from tests.esl_sim import transcripts as tr
 from tests.esl_sim.bridging import BridgingMixin
 from tests.esl_sim.consult import ConsultBridge, ConsultMixin
+from tests.esl_sim.queues import QueueMixin
 
 log = logging.getLogger("tests.esl_sim")
 
@@ -733,7 +734,7 @@ def parse_dial_vars(text):
 
 
 # ============================================================================ simulator
-class ESLSimulator(BridgingMixin, ConsultMixin):
+class ESLSimulator(QueueMixin, BridgingMixin, ConsultMixin):
     """FreeSWITCH stand-in speaking the Event Socket protocol (inbound mode).
 
     sim = ESLSimulator(host="127.0.0.1", port=0, password="ClueCon", recordings_root=None, speed=1.0)
@@ -1308,6 +1309,8 @@ class ESLSimulator(BridgingMixin, ConsultMixin):
         if ch is None:
             return "-ERR No such channel!\n"
         path = " ".join(p for p in parts[1:] if p not in ("aleg", "bleg", "both", "holdb"))
+        if self._queue_music(ch, path):  # a queue's music on hold or tone (tests/esl_sim/queues.py)
+            return "+OK Message sent\n"
         if path.startswith("endless_playback::"):  # hold music until the leg is bridged again
             ch.hold_music = path.partition("::")[2]
             return "+OK Message sent\n"

@@ -402,7 +402,9 @@ def test_a_job_backlog_is_reported_on_performance(live, sockets, redis_server):
         queue.enqueue("os.getcwd")
     try:
         alert = client.until(lambda m: m.get("type") == "performance.queue_backlog")[-1]["data"]
-        assert alert["queue"] == "default" and alert["depth"] == 3 and alert["threshold"] == 2
+        # >= 3: the events process's periodic jobs (queue KPI rollups) may wait there too,
+        # as no worker runs in this stack.
+        assert alert["queue"] == "default" and alert["depth"] >= 3 and alert["threshold"] == 2
     finally:
         queue.empty()
 

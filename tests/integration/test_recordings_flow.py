@@ -23,7 +23,10 @@ from tests.esl_sim.server import write_wav
 
 GW = "gw1"
 # Auth and rate limits have their own tests; these requests are the recording feature's.
-OPEN_API = {"AUTH_ENABLED": "false", "RATELIMIT_ENABLED": "false"}
+# The simulator writes mono WAVs: the size limits here are a mono call's (stereo and
+# transcripts: tests/integration/test_transcripts.py).
+OPEN_API = {"AUTH_ENABLED": "false", "RATELIMIT_ENABLED": "false", "RECORDING_STEREO": "false",
+            "TRANSCRIPTION_ENABLED": "false"}
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,16 @@ import pytest
 # Per operation and per database (SQLite and PostgreSQL fail on different inputs).
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "12"))
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20240601")
+TIMEOUT = int(os.environ.get("SCHEMATHESIS_TIMEOUT", "480"))  # 80 operations, all checks
 
 
 @pytest.fixture(scope="module")
-def fuzzed_stack(stack_factory, db_url, sim):
-    # With a default gateway configured, a call needs no gateway in its body.
-    return stack_factory(db_url, sim, DEFAULT_GATEWAY="gw1")
+def fuzzed_stack(stack_factory, db_url, sim, tmp_path_factory):
+    # With a default gateway configured, a call needs no gateway in its body; with browser
+    # phones set up, the phone routes answer rather than 503 phone_not_configured.
+    return stack_factory(db_url, sim, DEFAULT_GATEWAY="gw1",
+                         FREESWITCH_DIRECTORY_DIR=str(tmp_path_factory.mktemp("directory")),
+                         PHONE_WS_URL="wss://127.0.0.1:7443")
 
 
 def test_the_running_api_honours_its_own_spec(fuzzed_stack, tmp_path):
@@ -37,7 +41,7 @@ def test_the_running_api_honours_its_own_spec(fuzzed_stack, tmp_path):
             "--generation-database", "none",
             "--report", "json", "--report-json-path", str(report),
             "--output-truncate", "false"]
-    run = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False,
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False,
                          cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-20000:]
