@@ -37,7 +37,7 @@ run-real: run
 migrate: deps
 	$(PY) -m models.migrate
 
-test: dev-deps
+test: dev-deps ts-tools
 	@scripts/ensure_test_services.sh
 	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
 
@@ -59,6 +59,14 @@ clean:
 # The browser pages' libraries (uPlot, axe-core) from the npm versions pinned in
 # web/package-lock.json, copied into web/vendor/. The copies are committed, so a clone
 # with no network serves the pages as they are; run this only to change a version.
+.PHONY: ts-tools
+# The pinned TypeScript tools of tests/integration/test_typescript_types.py (clients/ts);
+# without npm the test is skipped (outside CI) with the reason.
+ts-tools:
+	@if [ -x clients/ts/node_modules/.bin/tsc ]; then :; \
+	elif command -v npm >/dev/null; then cd clients/ts && npm ci --no-audit --no-fund; \
+	else echo "npm not found: the TypeScript contract test will be skipped"; fi
+
 .PHONY: web-assets
 web-assets:
 	cd web && npm ci --no-audit --no-fund

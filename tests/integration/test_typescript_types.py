@@ -1,7 +1,8 @@
 """TypeScript types generated from the spec compile against a program calling every operation.
 
 clients/ts pins openapi-typescript and typescript (package.json + package-lock.json);
-`npm ci` runs here when clients/ts/node_modules is missing. The types come from the app's
+`make test` installs them first (`make ts-tools`: npm ci, the only step that needs the
+registry; the test itself never leaves 127.0.0.1). The types come from the app's
 own /api/openapi.json, and `tsc --noEmit` checks clients/ts/check.ts against them: every
 operation is called with a request its types accept (Idempotency-Key included), and a
 request they refuse (an unknown enum value) fails the build.
@@ -21,24 +22,15 @@ BIN = os.path.join(TS_DIR, "node_modules", ".bin")
 
 
 def npm_tools():
-    """The pinned tools' directory; npm ci when missing; skip (outside CI) when impossible."""
+    """The pinned tools' directory; skipped (failed in CI) when `make ts-tools` did not run."""
     if os.path.exists(os.path.join(BIN, "tsc")) and os.path.exists(
             os.path.join(BIN, "openapi-typescript")):
         return BIN
-    npm = shutil.which("npm")
-    reason = None
-    if npm is None:
-        reason = "node/npm is not installed (.ci/run installs it)"
-    else:
-        run = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TS_DIR,
-                             capture_output=True, text=True, timeout=300, check=False)
-        if run.returncode != 0:
-            reason = f"npm ci failed in clients/ts (offline?): {run.stderr[-500:]}"
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return BIN
+    reason = ("clients/ts/node_modules is missing: `make ts-tools` installs the pinned "
+              "openapi-typescript and typescript (needs node/npm, which .ci/run installs)")
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
