@@ -27,8 +27,9 @@ class AgentList(MethodView):
     @blp.arguments(AgentQueryArgsSchema, location="query")
     @blp.response(200, AgentSchema(many=True))
     def get(self, args):
-        """List agents by id, optionally by state or enabled."""
-        return agents().list(args)
+        """List agents by id, optionally by state or enabled, each with whether FreeSWITCH
+        has its phone registered now (`phone_registered`: null when it cannot tell)."""
+        return agents().list_with_phones(args)
 
     @blp.arguments(AgentCreateSchema)
     @blp.response(201, AgentSchema)

@@ -62,6 +62,20 @@ class AgentService:
             query = query.where(Agent.enabled == filters["enabled"])
         return query
 
+    def list_with_phones(self, filters):
+        """The agents, each with whether its phone is registered now (one `show
+        registrations` for the whole list; None for every agent when FreeSWITCH cannot tell)."""
+        found = list(self.list(filters))
+        try:
+            registered = self.phones.registered_users()
+        except ServiceError as exc:
+            logger.info("phone registrations unknown for the agent list: %s", exc)
+            registered = None
+        for agent in found:
+            agent.phone_registered = (None if registered is None
+                                      else self.phones.is_registered(agent.endpoint, registered))
+        return found
+
     def trail(self, agent_id, date_from=None, date_to=None):
         """The agent's state changes in [date_from, date_to), oldest first."""
         agent = self.get(agent_id)

@@ -141,6 +141,12 @@ def test_agents_queues_alerts_and_charts_are_shown(web, board):
     web.post(f"/api/agents/{agent_id}/login")
     board.wait_text(agent_row, lambda t: "available" in t, 5, "the agent's new state")
     assert "Wanda" in board.text(agent_row)
+    # The snapshot (REST list) says whether each agent's phone is registered: the
+    # simulator has 1002 registered; a page loaded now shows it beside the state.
+    board.driver.refresh()
+    board.wait_text("#live-status", lambda t: t == "Live", 10)
+    board.wait_text(agent_row, lambda t: "registered" in t and "available" in t, 5,
+                    "the agent's phone shown as registered")
     # Queues: a table when the service has queues, else a plain "No queues."
     assert board.visible("#queues-table") or board.text("#queues-empty") == "No queues."
     board.wait_text("#alerts-list", lambda t: "Slow request" in t, 15, "a performance alert")

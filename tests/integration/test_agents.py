@@ -81,6 +81,8 @@ def test_malformed_agents_are_refused_with_422(stack, body):
 def test_an_agent_whose_phone_is_not_registered_cannot_log_in(stack, sim):
     agent = create(stack, endpoint="user/1010")
     assert stack.get(f"/api/agents/{agent['id']}").json()["phone_registered"] is False
+    listed = {a["id"]: a for a in stack.get("/api/agents").json()}
+    assert listed[agent["id"]]["phone_registered"] is False
     resp = stack.post(f"/api/agents/{agent['id']}/login")
     assert resp.status_code == 409, resp.text
     assert resp.json()["error_id"] == "agent_phone_not_registered"

@@ -28,6 +28,10 @@ def test_an_agent_on_a_registered_phone_logs_in(real_stack, real_freeswitch):
 def test_an_agent_on_an_unregistered_phone_is_refused(real_stack):
     create(real_stack, "real-1010", "user/1010")
     assert real_stack.get("/api/agents/real-1010").json()["phone_registered"] is False
+    # The list (what the wallboard shows) tells registered and offline phones apart too.
+    listed = {a["id"]: a["phone_registered"] for a in real_stack.get("/api/agents").json()}
+    assert listed["real-1010"] is False
+    assert listed.get("real-1001", True) is True
     resp = real_stack.post("/api/agents/real-1010/login")
     assert resp.status_code == 409, resp.text
     assert resp.json()["error_id"] == "agent_phone_not_registered"

@@ -48,7 +48,16 @@ const agents = new KeyedTable($("#agents-body"), $("#agents-empty"), $("#agents-
   { cell: (a) => a.name && a.name !== a.id ? `${a.name} (${a.id})` : a.id },
   { cell: (a) => ({ text: a.state_reason ? `${a.state} · ${a.state_reason}` : a.state, cls: `state state-${a.state}` }) },
   { ticks: true, cell: (a, now) => since(a.state_since, now) },
+  { cell: phoneCell },
 ], (a, b) => (a.id < b.id ? -1 : 1));
+
+// Whether FreeSWITCH has the agent's phone registered (REST list; live messages do not
+// carry it, so the last known value is kept). Text, not only colour.
+function phoneCell(agent) {
+  if (agent.phone_registered === true) return { text: "registered", cls: "phone phone-on" };
+  if (agent.phone_registered === false) return { text: "offline", cls: "phone phone-off" };
+  return "–";
+}
 
 const queues = new KeyedTable($("#queues-body"), null, null, [
   { cell: (q) => q.name || q.id },
@@ -101,7 +110,9 @@ function applyCall(call, type) {
 
 function applyAgent(agent, type) {
   if (type === "agent.deleted") { agents.remove(agent.id); return; }
-  if (isNewer(agent, agents.get(agent.id))) agents.upsert(agent.id, agent);
+  const known = agents.get(agent.id);
+  if (agent.phone_registered == null && known) agent.phone_registered = known.phone_registered;
+  if (isNewer(agent, known)) agents.upsert(agent.id, agent);
   if (!kpiTimer) kpiTimer = setTimeout(updateKpis, 250);
 }
 
