@@ -1,5 +1,5 @@
 """Request and query schemas of the calls resource (the response schema is the wire schema)."""
-from marshmallow import Schema, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from blueprints.analytics.schemas import QualitySampleSchema
 from blueprints.pagination import CursorField
@@ -105,15 +105,24 @@ class CallDtmfSchema(Schema):
 
 
 class CallTransferSchema(Schema):
-    """Blind transfer: exactly one of `to` (a number) and `agent_id`."""
+    """Blind transfer: exactly one of `to` (a number), `agent_id` or `queue` (the customer
+    waits in that queue, hearing its music, and is offered on; blind only)."""
 
     to = fields.String(validate=NUMBER, metadata={"example": "15551230001"})
     agent_id = fields.String(validate=IDENT)
+    queue = fields.String(validate=IDENT, metadata={
+        "description": "a queue id: the customer leaves the agent and waits in that queue"})
     gateway = fields.String(validate=FullMatch(r"^[A-Za-z0-9_.\-]{1,64}$"), metadata={
         "description": "the gateway that reaches `to` (default: the call's, else DEFAULT_GATEWAY)"})
     attended = StrictBoolean(load_default=False, metadata={
         "description": "true: ring the target as a consult leg while the customer is on "
                        "hold; then POST .../transfer/complete or .../transfer/cancel"})
+
+    @validates_schema
+    def _queue_is_blind(self, data, **kwargs):
+        if data.get("queue") and data.get("attended"):
+            raise ValidationError("a transfer into a queue is blind: leave out `attended`",
+                                  field_name="queue")
 
 
 class CallMonitorSchema(Schema):

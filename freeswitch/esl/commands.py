@@ -321,6 +321,12 @@ def transfer_command(fs_uuid, dialstring, leg_uuid=None):
     return f"uuid_transfer {check_uuid(fs_uuid)} bridge:{prefix}{dialstring} inline"
 
 
+def park_command(fs_uuid):
+    """Take a leg out of its bridge and park it (a blind transfer into a queue: the
+    queue then plays its music and offers it on)."""
+    return f"uuid_transfer {check_uuid(fs_uuid)} park inline"
+
+
 def control_reply_ok(body):
     """True for a call-control command's +OK; FreeSwitchError with FreeSWITCH's words else."""
     text = (body or "").strip()

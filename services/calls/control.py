@@ -28,6 +28,9 @@ class CallControl:
 
     def __init__(self, calls, agents=None):
         self.calls = calls
+        # Set by the queue engine (services/queues/engine.py register): check(queue_id)
+        # raises 404 for an unknown queue, join(call_id, queue_id) enqueues the caller.
+        self.queues = None
         self.agents = agents
 
     @property
@@ -99,10 +102,12 @@ class CallControl:
                             self.notifier.call_dtmf_sent)
 
     # ----- blind transfer --------------------------------------------------
-    def transfer(self, call_id, to=None, agent_id=None, gateway=None):
-        """Send the customer to a number or an agent; the call keeps its id, and the
-        agent who had it (if any) goes to wrap-up."""
+    def transfer(self, call_id, to=None, agent_id=None, gateway=None, queue=None):
+        """Send the customer to a number, an agent or a queue; the call keeps its id, and
+        the agent who had it (if any) goes to wrap-up."""
         call = self._answered(call_id, "transfer")
+        if queue is not None:
+            return self._transfer_to_queue(call, queue, to or agent_id)
         target_leg = str(uuid.uuid4())
         dialstring = self._target(call, to, agent_id, gateway)
         if agent_id:
@@ -120,6 +125,24 @@ class CallControl:
                             lambda c: _transferred(c, target), self.notifier.call_transferred)
         if previous_agent and previous_agent != agent_id and self.agents is not None:
             self.agents.released(previous_agent, call.id)
+        return done
+
+    def _transfer_to_queue(self, call, queue_id, other_target):
+        """The customer leaves the agent and waits in queue_id (parked, then the queue's
+        music and offers, like an inbound caller)."""
+        if other_target or self.queues is None:
+            raise Unprocessable("give one of `to` (a number), `agent_id` or `queue`",
+                                error_id="transfer_target_required")
+        self.queues.check(queue_id)
+        self._send(fsc.park_command(call.fs_uuid), call)
+        previous_agent = call.agent_id
+        target = {"queue": queue_id, "agent_id": None, "from_agent_id": previous_agent,
+                  "from_leg": call.agent_leg_uuid}
+        done = self._record(call.id, "api.transfer",
+                            lambda c: _transferred(c, target), self.notifier.call_transferred)
+        if previous_agent and self.agents is not None:
+            self.agents.released(previous_agent, call.id)
+        self.queues.join(call.id, queue_id)
         return done
 
     def _target(self, call, to, agent_id, gateway):

@@ -24,6 +24,8 @@ from models.queue import (
     QueueEntry,
     QueueMember,
 )
+from services.errors import NotFound
+from services.outbox import Outbox
 from services.queues import hours as queue_hours
 from services.queues import routes as queue_routes
 from services.queues.actions import QueueActions
@@ -116,6 +118,23 @@ class QueueEngine:
         self.kick_later(outbox)
         return entry
 
+    # ----- a call transferred in (services/calls/control.py) ----------------
+    @staticmethod
+    def check(queue_id):
+        """404 for a queue that does not exist (before the caller is moved)."""
+        if Queue.get_or_none(Queue.id == queue_id) is None:
+            raise NotFound(f"queue {queue_id} not found", error_id="queue_not_found")
+
+    def join(self, call_id, queue_id):
+        """A live call transferred into queue_id: it waits (music, offers) like an inbound
+        caller; its earlier entries (answered) stay as they were."""
+        with Outbox().atomic() as outbox:
+            call = Call.get_by_id(call_id)
+            queue = Queue.get_or_none(Queue.id == queue_id)
+            if queue is None:  # deleted meanwhile: the caller hears the tone and goes
+                return self.commands.tone_and_hangup(outbox, call.fs_uuid, node=call.node)
+            return self.enqueue(call, queue, outbox)
+
     @staticmethod
     def anyone_logged_in(queue_id):
         return (QueueMember.select().join(Agent)
@@ -191,5 +210,7 @@ def register(services):
     services.queue_engine = engine
     services.calls.add_hook("answered", engine.on_call_answered)
     services.calls.add_hook("ended", engine.on_call_ended)
+    if getattr(services, "call_control", None) is not None:
+        services.call_control.queues = engine  # blind transfer of a call into a queue
     services.queue_dispatcher = Dispatcher(engine)
     services.background_tasks.append(services.queue_dispatcher.run)

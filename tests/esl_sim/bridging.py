@@ -340,6 +340,18 @@ class BridgingMixin:
             ch.flow.kill(block=False)
         ch.flow = gevent.spawn(self._transfer_flow, ch, target)
 
+    # ----- uuid_transfer <uuid> park inline (a blind transfer into a queue) -----
+    def _transfer_to_park(self, ch):
+        """The leg leaves its bridge (the partner, which has nothing else to do, hangs up)
+        and parks, answered, until the service bridges it again."""
+        if ch.bridge is not None:
+            old = ch.bridge.other(ch)
+            self._unbridge(ch.bridge)
+            old.bridge = None
+            old.partner = ch.partner = None  # the partner goes alone; ch stays up
+            self._hangup(old, "NORMAL_CLEARING", local=True)
+        ch.partner = None  # its own flow (an inbound call's life) goes on
+
     def _transfer_flow(self, ch, target):
         legs = captured()
         try:

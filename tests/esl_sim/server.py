@@ -1400,6 +1400,8 @@ class ESLSimulator(QueueMixin, BridgingMixin, ConsultMixin):
             self._transfer_app_list(ch, dest.split(";"))
         elif len(parts) > 2 and parts[-1] == "inline" and dest.startswith("bridge:"):
             self._transfer_to_bridge(ch, dest[len("bridge:"):])
+        elif len(parts) > 2 and parts[-1] == "inline" and dest == "park":
+            self._transfer_to_park(ch)
         return "+OK\n"
 
     def _api_originate(self, arg):

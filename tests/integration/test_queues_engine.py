@@ -231,3 +231,35 @@ def test_route_to_an_agent_rings_it_and_bridges_the_caller(qstack, sim):
     wait_until(lambda: agent_of(qstack, agent_id)["state"] == "on-call", 5)
     sim.hangup(caller)
     wait_until(lambda: agent_of(qstack, agent_id)["state"] in ("wrap-up", "available"), 10)
+
+
+def test_an_agent_transfers_the_caller_into_another_queue(qstack, sim):
+    first = make_agent(qstack, "user/1001", prefix="qt")
+    second = make_agent(qstack, "user/1002", prefix="qt")
+    sales = make_queue([first])
+    support = make_queue([second])
+    caller = sim.inbound_call("15550001001", route_to(sales), answer_after=0.05)
+    call = call_of_channel(caller)
+    wait_until(lambda: call_row(call.id).bridged_at and call_row(call.id).agent_id == first,
+               10, message="bridged to the first agent")
+    wait_until(lambda: agent_of(qstack, first)["state"] == "on-call", 5)
+    # attended transfers into a queue do not exist: a clear 422, nothing moved
+    refused = qstack.post(f"/api/calls/{call.id}/transfer", {"queue": support, "attended": True})
+    assert refused.status_code == 422 and "queue" in refused.text
+    missing = qstack.post(f"/api/calls/{call.id}/transfer", {"queue": "no-such-queue"})
+    assert missing.status_code == 404 and missing.json()["error_id"] == "queue_not_found"
+    moved = qstack.post(f"/api/calls/{call.id}/transfer", {"queue": support})
+    assert moved.status_code == 200, moved.text
+    assert f"api uuid_transfer {caller} park inline" in sim.commands
+    wait_until(lambda: [e.queue_id for e in entries_of(call.id)] == [sales, support]
+               and entry_status(call.id) == "answered", 15,
+               message="the caller answered in the second queue")
+    wait_until(lambda: call_row(call.id).agent_id == second, 10, message="the second agent")
+    wait_until(lambda: agent_of(qstack, second)["state"] == "on-call", 10)
+    assert agent_of(qstack, first)["state"] in ("wrap-up", "available")
+    assert call_row(call.id).status == "in-progress"
+    trail = [e for e in qstack.get(f"/api/calls/{call.id}/events").json()
+             if e["event_name"] == "api.transfer"]
+    assert trail and trail[-1]["data"]["queue"] == support
+    sim.hangup(caller)
+    wait_until(lambda: agent_of(qstack, second)["state"] == "wrap-up", 10)

@@ -158,3 +158,29 @@ def test_no_answer_next_agent_and_paused_after_misses(real_stack, real_freeswitc
     assert entries_of(caller.call.id)[-1].agent_id == keen
     assert entries_of(caller.call.id)[-1].offers == 3
     caller.hang_up()
+
+
+def test_an_agent_transfers_the_caller_into_another_queue(real_stack, real_freeswitch):
+    first = make_agent(real_stack, "user/1001", prefix="rt")
+    second = make_agent(real_stack, "user/1002", prefix="rt")
+    sales, support = make_queue([first]), make_queue([second])
+    caller = Caller(real_freeswitch, route_to(sales))
+    wait_until(lambda: call_row(caller.call.id).bridged_at, 20, message="bridged to the first")
+    wait_until(lambda: agent_of(real_stack, first)["state"] == "on-call", 5)
+    first_leg = call_row(caller.call.id).agent_leg_uuid
+    moved = real_stack.post(f"/api/calls/{caller.call.id}/transfer", {"queue": support})
+    assert moved.status_code == 200, moved.text
+    wait_until(lambda: [e.queue_id for e in entries_of(caller.call.id)] == [sales, support]
+               and entry_status(caller.call.id) == "answered", 20,
+               message="the caller answered in the second queue")
+    wait_until(lambda: call_row(caller.call.id).agent_id == second, 10)
+    call = call_row(caller.call.id)
+    wait_until(lambda: real_freeswitch.cli(f"uuid_getvar {call.fs_uuid} bridge_uuid").strip()
+               == call_row(caller.call.id).agent_leg_uuid, 10,
+               message="the caller bridged to the second agent's leg")
+    assert first_leg not in real_freeswitch.channels(), "the first agent's leg hung up"
+    wait_until(lambda: agent_of(real_stack, first)["state"] in ("wrap-up", "available"), 10)
+    assert agent_of(real_stack, second)["state"] == "on-call"
+    assert call.status == "in-progress"
+    caller.hang_up()
+    wait_until(lambda: agent_of(real_stack, second)["state"] in ("wrap-up", "available"), 15)
