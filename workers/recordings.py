@@ -7,21 +7,13 @@ safe to run again.
 """
 import logging
 
-from rq import get_current_job
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-
 from models.db import db_session
 from services.recordings.service import transcode_job_id
 from workers.context import current_services
+from workers.jobstate import final_attempt as _final_attempt
+from workers.jobstate import job_status as rq_job_status
 
 logger = logging.getLogger(__name__)
-
-
-def _final_attempt():
-    """True when RQ will not retry this job after a failure (or it runs outside RQ)."""
-    job = get_current_job()
-    return job is None or not job.retries_left
 
 
 def transcode_recording(recording_id):
@@ -33,17 +25,7 @@ def transcode_recording(recording_id):
 
 def job_status(redis_conn, recording_id):
     """"missing", "failed:<reason>" or the RQ status of a recording's transcoding job."""
-    try:
-        job = Job.fetch(transcode_job_id(recording_id), connection=redis_conn)
-    except NoSuchJobError:
-        return "missing"
-    status = job.get_status()
-    if status == JobStatus.FAILED:
-        result = job.latest_result()
-        last_line = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-        return "failed:" + (f"transcoding failed: {last_line[0]}" if last_line else
-                            "transcoding failed")[:240]
-    return str(status)
+    return rq_job_status(redis_conn, transcode_job_id(recording_id), "transcoding")
 
 
 def maintain_recordings():

@@ -7,20 +7,13 @@ job normally with the transcript `failed` and its reason: nothing to retry.
 """
 import logging
 
-from rq import get_current_job
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-
 from models.db import db_session
 from services.transcripts.service import transcribe_job_id
 from workers.context import current_services
+from workers.jobstate import final_attempt as _final_attempt
+from workers.jobstate import job_status as rq_job_status
 
 logger = logging.getLogger(__name__)
-
-
-def _final_attempt():
-    job = get_current_job()
-    return job is None or not job.retries_left
 
 
 def transcribe_recording(recording_id):
@@ -32,17 +25,7 @@ def transcribe_recording(recording_id):
 
 def job_status(redis_conn, recording_id):
     """"missing", "failed:<reason>" or the RQ status of a recording's transcription job."""
-    try:
-        job = Job.fetch(transcribe_job_id(recording_id), connection=redis_conn)
-    except NoSuchJobError:
-        return "missing"
-    status = job.get_status()
-    if status == JobStatus.FAILED:
-        result = job.latest_result()
-        last_line = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-        return "failed:" + (f"transcription failed: {last_line[0]}" if last_line else
-                            "transcription failed")[:240]
-    return str(status)
+    return rq_job_status(redis_conn, transcribe_job_id(recording_id), "transcription")
 
 
 def recover_transcripts():
