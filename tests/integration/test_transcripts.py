@@ -226,14 +226,18 @@ def channel_levels(wav_bytes):
 
 
 def test_the_real_switch_records_the_customer_left_and_the_agent_right(stack_factory, db_url,
-                                                                       real_freeswitch):
+                                                                       real_freeswitch,
+                                                                       redis_server):
     """The far end (the customer on the call's leg) plays a tone; nothing is sent to it:
     the stereo WAV has the tone on the left channel only."""
     if not db_url.startswith("sqlite"):
         pytest.skip("the switch's channel layout does not depend on the database")
+    # Its own Redis database: the module's simulator stack has a worker on the same
+    # database and queues, which would take this recording's job and not find its file.
     stack = stack_factory(db_url, None, worker=True, **real_freeswitch.env,
                           DEFAULT_GATEWAY="farend", AUTH_ENABLED="false",
-                          TRANSCRIPTION_ENABLED="false")
+                          TRANSCRIPTION_ENABLED="false",
+                          REDIS_URL=redis_server.url.rsplit("/", 1)[0] + "/7")
     call = stack.post("/api/calls/start", {"to": "answer-stereo1"}).json()
     wait_until(lambda: stack.get(f"/api/calls/{call['id']}").json()["status"] == "in-progress",
                15, message="the far end to answer")
