@@ -165,13 +165,15 @@ class CallDtmf(MethodView):
 class CallTransfer(MethodView):
     @blp.arguments(CallTransferSchema)
     @blp.response(200, CallSchema)
+    @blp.alt_response(404, description="No such call, or (`queue`) no such queue")
     @blp.alt_response(409, description="The call is not answered, or the agent is not "
                       "available")
     @blp.alt_response(502, description=FREESWITCH_REFUSED)
     @blp.alt_response(503, description=FREESWITCH_DOWN)
     def post(self, args, call_id):
-        """Transfer the customer to a number or an agent; the call keeps its id. Blind,
-        or attended (`attended: true`: consult the target while the customer holds)."""
+        """Transfer the customer to a number, an agent or a queue; the call keeps its id.
+        Blind, or attended (`attended: true`, not for a queue: consult the target while the
+        customer holds)."""
         if args.pop("attended", False):
             return consult().start(call_id, **args)
         return control().transfer(call_id, **args)
