@@ -26,6 +26,10 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 try:
     from selenium import webdriver
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 except ImportError:  # pragma: no cover - requirements-dev.txt pins it
@@ -76,6 +80,20 @@ class Browser:
 
     def all(self, css):
         return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def click(self, css, timeout=10.0):
+        """Click the first enabled match, as a user would: a live update that re-renders
+        the element between finding and clicking it means finding it again."""
+        def attempt():
+            try:
+                element = self.find(css)
+                if not element.is_enabled():
+                    return False
+                element.click()
+                return True
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+        wait_until(attempt, timeout, message=f"{css} clickable")
 
     def text(self, css):
         """The text of the first match (innerText, read in one script), or None."""

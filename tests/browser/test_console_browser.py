@@ -42,8 +42,7 @@ def call_of(web, call_id):
 
 
 def click(browser, css):
-    wait_until(lambda: browser.find(css).is_enabled(), 10, message=f"{css} enabled")
-    browser.find(css).click()
+    browser.click(css)
 
 
 def key(browser, pad, label):
@@ -101,7 +100,7 @@ def test_an_agent_goes_ready_calls_holds_sends_dtmf_and_ends_with_an_outcome(
 def test_the_agent_plays_the_recording_and_seeks(web, console, agent_id):
     play = '#recent-body tr button[aria-label^="Play"]'
     wait_until(lambda: console.all(play), 30, message="the recording ready in recent calls")
-    console.find(play).click()
+    console.click(play)
     wait_until(lambda: console.js("const a = document.getElementById('player');"
                                   "return a.readyState >= 1 && a.duration > 3"), 10,
                message="the audio's metadata")

@@ -90,7 +90,8 @@ def test_caller_hears_music_then_is_bridged_to_the_agent(real_stack, real_freesw
     assert entry.status == "answered" and entry.wait_seconds >= 0
     caller.hang_up()
     wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "wrap-up", 15)
-    assert call.agent_leg_uuid not in real_freeswitch.channels()
+    wait_until(lambda: call.agent_leg_uuid not in real_freeswitch.channels(), 10,
+               message="the agent's leg gone from the switch")
 
 
 def test_caller_hanging_up_while_waiting_is_abandoned(real_stack, real_freeswitch):
@@ -178,9 +179,12 @@ def test_an_agent_transfers_the_caller_into_another_queue(real_stack, real_frees
     wait_until(lambda: real_freeswitch.cli(f"uuid_getvar {call.fs_uuid} bridge_uuid").strip()
                == call_row(caller.call.id).agent_leg_uuid, 10,
                message="the caller bridged to the second agent's leg")
-    assert first_leg not in real_freeswitch.channels(), "the first agent's leg hung up"
+    wait_until(lambda: first_leg not in real_freeswitch.channels(), 10,
+               message="the first agent's leg hung up")
     wait_until(lambda: agent_of(real_stack, first)["state"] in ("wrap-up", "available"), 10)
-    assert agent_of(real_stack, second)["state"] == "on-call"
+    # The switch bridges before the events process has read CHANNEL_BRIDGE.
+    wait_until(lambda: agent_of(real_stack, second)["state"] == "on-call", 10,
+               message="the second agent on-call")
     assert call.status == "in-progress"
     caller.hang_up()
     wait_until(lambda: agent_of(real_stack, second)["state"] in ("wrap-up", "available"), 15)
