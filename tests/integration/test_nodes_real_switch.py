@@ -61,7 +61,10 @@ def test_calls_spread_over_two_real_switches_and_end_on_their_own(real_two, swit
         wait_until(lambda: get(real_two, call["id"])["status"] == "in-progress", 20,
                    message="the call answered by its switch's far end")
         own, other = switches[call["node"]], switches["b" if call["node"] == "a" else "a"]
-        assert call["fs_uuid"] in own.channels() and call["fs_uuid"] not in other.channels()
+        # `show channels` lags the channel events: wait for the switch's own list.
+        wait_until(lambda: call["fs_uuid"] in own.channels(), 10,
+                   message="the channel listed by its own switch")
+        assert call["fs_uuid"] not in other.channels()
     on_b = next(c for c in calls if c["node"] == "b")
     ended = real_two.post(f"/api/calls/{on_b['id']}/end")
     assert ended.status_code == 200 and ended.json()["status"] == "completed"
