@@ -129,8 +129,9 @@ def offer_latency(args, workdir):
     redis_server = RedisServer(workdir).start()
     db_url = args.database_url or f"sqlite:///{workdir}/bench.db"
     setup_queue(db_url, args.agents)
+    settings = dict(item.split("=", 1) for item in args.set)
     env = stack_env(db_url, redis_server.url, sim.port, workdir,
-                    AGENT_WRAPUP_CHECK_INTERVAL="0.2", LOG_LEVEL="WARNING")
+                    AGENT_WRAPUP_CHECK_INTERVAL="0.2", LOG_LEVEL="WARNING", **settings)
     stack = Stack(env, workdir)
     stack.start_events()
     wait_until(lambda: any(c.events_enabled for c in sim.connections), 30, 0.05)
@@ -225,6 +226,8 @@ def main():
     parser.add_argument("--talk", type=float, default=2.0)
     parser.add_argument("--waiting", type=int, default=500)
     parser.add_argument("--database-url")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the service's processes (e.g. EVENT_BATCH_WAIT=0.005)")
     parser.add_argument("--keep", help="a folder to keep the processes' logs and database in")
     args = parser.parse_args()
     print(f"{datetime.date.today()} {platform.node()} {platform.processor() or platform.machine()} "

@@ -93,7 +93,7 @@ class Dispatcher:
             return 0
         queue_ids = {e.queue_id for e in entries}
         queues = {q.id: q for q in Queue.select().where(Queue.id.in_(list(queue_ids)))}
-        members = self._members(queue_ids)
+        members = members_of(queue_ids)
         taken, plan = set(), []
         for entry in entries:
             step = self._consider(entry, queues, members, taken, now)
@@ -125,22 +125,13 @@ class Dispatcher:
             return None
         if self._leaves(entry, queue, members.get(queue.id, []), now):
             return entry, queue, None
-        candidates = [_candidate(m, a) for m, a in members.get(queue.id, [])
+        candidates = [candidate(m, a) for m, a in members.get(queue.id, [])
                       if a.state == AVAILABLE and a.enabled and a.id not in taken]
         agent_ids = pick(queue.strategy, candidates, taken, queue.required_skills)
         if not agent_ids:
             return None
         taken.update(agent_ids)
         return entry, queue, agent_ids
-
-    @staticmethod
-    def _members(queue_ids):
-        found = {}
-        query = (QueueMember.select(QueueMember, Agent).join(Agent)
-                 .where(QueueMember.queue.in_(list(queue_ids))))
-        for member in query:
-            found.setdefault(member.queue_id, []).append((member, member.agent))
-        return found
 
     @staticmethod
     def _leaves(entry, queue, members, now):
@@ -180,6 +171,16 @@ class Dispatcher:
                     self.engine.notifier.caller_position(data, outbox)
 
 
-def _candidate(member, agent):
+def members_of(queue_ids):
+    """queue id -> [(member, agent)] of those queues (one query)."""
+    found = {}
+    query = (QueueMember.select(QueueMember, Agent).join(Agent)
+             .where(QueueMember.queue.in_(list(queue_ids))))
+    for member in query:
+        found.setdefault(member.queue_id, []).append((member, member.agent))
+    return found
+
+
+def candidate(member, agent):
     return Candidate(agent_id=agent.id, tier=member.tier or 1, state_since=agent.state_since,
                      last_offered_at=member.last_offered_at, skills=agent.skills or {})

@@ -13,6 +13,7 @@ import gevent
 import pytest
 
 from models.queue import QueueEntry, QueueMember
+from services.queues.dispatcher import LEADER_KEY, LEADER_TTL
 from tests.conftest import ChannelRecorder, wait_until
 from tests.integration.agent_helpers import agent_of, make_agent
 from tests.integration.queue_helpers import (
@@ -263,3 +264,42 @@ def test_an_agent_transfers_the_caller_into_another_queue(qstack, sim):
     assert trail and trail[-1]["data"]["queue"] == support
     sim.hangup(caller)
     wait_until(lambda: agent_of(qstack, second)["state"] == "wrap-up", 10)
+
+
+@pytest.fixture
+def no_dispatcher(redis_server):
+    """Take the dispatcher's leader lock away from the stack's processes for the test."""
+    client = redis_server.client()
+    client.set(LEADER_KEY, "test:holds-the-lead", px=60_000)
+    gevent.sleep(LEADER_TTL / 10)  # a round already under way finishes
+    yield client
+    client.delete(LEADER_KEY)
+
+
+def test_a_caller_is_offered_on_arrival_and_an_older_caller_keeps_its_turn(
+        qstack, sim, no_dispatcher):
+    """With no dispatcher leading, a newcomer to a queue nobody waits in still rings an
+    available agent (offered in the events process's own transaction); a newcomer behind an
+    older waiting caller does not jump it when an agent frees up."""
+    first = make_agent(qstack, "user/1001", prefix="qn")
+    queue_id = make_queue([first])
+    number = route_to(queue_id)
+    early = call_of_channel(sim.inbound_call("15550004001", number, answer_after=0.05))
+    wait_until(lambda: entry_status(early.id) == "answered", 10,
+               message="the first caller answered without a dispatcher")
+    assert agent_leg_of(sim, "1001") is not None
+    # The only agent is busy: the next caller waits, then one more arrives behind it.
+    waiting = call_of_channel(sim.inbound_call("15550004002", number, answer_after=0.05))
+    wait_until(lambda: entry_status(waiting.id) == "waiting", 10)
+    second = make_agent(qstack, "user/1002", prefix="qn")
+    QueueMember.create(queue=queue_id, agent=second)
+    later = call_of_channel(sim.inbound_call("15550004003", number, answer_after=0.05))
+    wait_until(lambda: entry_status(later.id) == "waiting", 10)
+    gevent.sleep(0.5)
+    assert entry_status(later.id) == "waiting", "the newcomer jumped the older caller"
+    assert agent_of(qstack, second)["state"] == "available"
+    no_dispatcher.delete(LEADER_KEY)  # the dispatcher leads again: oldest first
+    wait_until(lambda: entry_status(waiting.id) == "answered", 15,
+               message="the older caller answered first")
+    assert entries_of(waiting.id)[-1].agent_id == second
+    assert entry_status(later.id) == "waiting"
