@@ -82,7 +82,7 @@ SETTINGS = (
     ("MEMORY_ALERT_MB", _int, 1024),
     ("QUEUE_BACKLOG_ALERT", _int, 1000),
     ("EVENT_BATCH_SIZE", _int, 500),
-    ("EVENT_BATCH_WAIT", _float, 0.02),
+    ("EVENT_BATCH_WAIT", _float, 0.005),
     ("RECONCILE_INTERVAL", _float, 60.0),
     ("QUALITY_SWEEP_INTERVAL", _float, 600.0),
     ("AGENT_WRAPUP_CHECK_INTERVAL", _float, 1.0),

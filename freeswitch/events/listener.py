@@ -54,7 +54,7 @@ class EventListener:
     """Keeps one subscribed connection to a FreeSWITCH node alive and applies its events."""
 
     def __init__(self, config, handlers, reconcile, queue_size=200_000,
-                 batch_size=500, batch_wait=0.02, reconcile_interval=60.0, batch_observer=None,
+                 batch_size=500, batch_wait=0.005, reconcile_interval=60.0, batch_observer=None,
                  reconcile_suspects=None):
         self.config = config
         self.handlers = dict(handlers)
