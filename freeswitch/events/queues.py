@@ -14,11 +14,13 @@ logger = logging.getLogger(__name__)
 
 class QueueEventHandlers:
     """engine: the QueueEngine; on_call_change: called when a call row was changed here
-    (the calls' handlers drop the calls they keep for the batch)."""
+    (the calls' handlers drop the calls they keep for the batch); node: the FreeSWITCH
+    node this process listens to (a leg whose event came from it is on it)."""
 
-    def __init__(self, engine, on_call_change=None):
+    def __init__(self, engine, on_call_change=None, node=None):
         self.engine = engine
         self.on_call_change = on_call_change or (lambda: None)
+        self.node = node
 
     def subscriptions(self):
         return {
@@ -48,7 +50,7 @@ class QueueEventHandlers:
                 event.get("variable_cc_call_id"), event.get("Unique-ID")):
             logger.warning("queues: stale offer leg %s answered; hanging it up",
                            event.get("Unique-ID"))
-            self.engine.commands.kill_later(outbox, event.get("Unique-ID"))
+            self.engine.commands.kill_later(outbox, event.get("Unique-ID"), node=self.node)
 
     def on_channel_hangup_complete(self, event, outbox):
         entry, agent_id = self._offer_of(event)
@@ -72,7 +74,8 @@ class QueueEventHandlers:
 def subscriptions(services, call_handlers=None):
     """The queue handlers of the events process (call_handlers: its CallEventHandlers)."""
     on_change = call_handlers.begin_batch if call_handlers is not None else None
-    return QueueEventHandlers(services.queue_engine, on_change).subscriptions()
+    return QueueEventHandlers(services.queue_engine, on_change,
+                              getattr(call_handlers, "node", None)).subscriptions()
 
 
 def add_to(handlers, services, call_handlers=None):

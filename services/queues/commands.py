@@ -9,6 +9,7 @@ import logging
 
 from freeswitch.esl import queues as fsq
 from freeswitch.esl.commands import transfer_command
+from services import nodes as node_registry
 from services.agents.endpoints import dial_string
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,17 @@ class QueueCommands:
     def node_names(self):
         """Every node's name ([None]: one switch, no names)."""
         return list(getattr(self.commands, "names", None) or [None])
+
+    def reachable(self, redis_conn):
+        """node -> whether callers on that node can be offered now: its events process
+        reports its Event Socket connected (an agent's leg can be sent there and its answer
+        seen). Every node can, with one node or when Redis cannot tell; a call without a
+        node (or of a node no longer configured) is on the first."""
+        names = [n for n in self.node_names() if n]
+        if len(names) < 2:
+            return lambda node: True
+        up = set(node_registry.connected_nodes(redis_conn, names))
+        return lambda node: (node if node in names else names[0]) in up
 
     def send(self, command, node=None):
         """Send one api command; returns its reply, or None when it failed (logged)."""

@@ -95,7 +95,10 @@ class Dispatcher:
         queues = {q.id: q for q in Queue.select().where(Queue.id.in_(list(queue_ids)))}
         members = members_of(queue_ids)
         taken, plan = set(), []
+        reachable = self.engine.commands.reachable(self.engine.redis)
         for entry in entries:
+            if not reachable(entry.node):
+                continue  # its node's events process is away: it keeps its place, agents stay free
             step = self._consider(entry, queues, members, taken, now)
             if step is not None:
                 plan.append(step)

@@ -9,6 +9,8 @@ as the listing lags the events):
   ringing, the caller waits again (checked only a few seconds after the process became
   leader: the former leader's last offers may still be on their way to the switch);
 - an offer whose agent leg is up and answered (its answer was missed): answered and bridged.
+The callers of a node that cannot list its channels (away) are left as they are: the others
+are rebuilt all the same, and that node's events process catches up with its calls when back.
 """
 import logging
 
@@ -36,18 +38,13 @@ def recover(engine, offers_too=True):
     entries = list(QueueEntry.select().where(QueueEntry.status.in_(ENTRY_LIVE)))
     if not entries:
         return 0
-    up = set()
-    for node in engine.commands.node_names():
-        try:
-            up |= {row.get("uuid") for row in parse_channels(
-                engine.commands.send(SHOW_CHANNELS, node))}
-        except (ValueError, TypeError, AttributeError) as exc:
-            logger.warning("queues: cannot list channels of node %s to rebuild the queues "
-                           "(%s); later", node or "default", exc)
-            return 0
+    names = engine.commands.node_names()
+    up, listed = _channels(engine, names)
     calls = {c.id: c for c in Call.select().where(Call.id.in_([e.call_id for e in entries]))}
     changed = 0
     for entry in entries:
+        if (entry.node if entry.node in names else names[0]) not in listed:
+            continue  # its node cannot tell (away): its events process catches up when back
         call = calls.get(entry.call_id)
         with Outbox().atomic() as outbox:
             if call is None or not _alive(engine, call.fs_uuid, up, entry.node):
@@ -57,6 +54,22 @@ def recover(engine, offers_too=True):
     if changed:
         logger.info("queues rebuilt: %d of %d live callers changed", changed, len(entries))
     return changed
+
+
+def _channels(engine, names):
+    """(the channel uuids up on the nodes that listed theirs, the names of those nodes): a
+    node that is away does not keep the others' callers from being rebuilt."""
+    up, listed = set(), set()
+    for node in names:
+        try:
+            up |= {row.get("uuid") for row in parse_channels(
+                engine.commands.send(SHOW_CHANNELS, node))}
+        except (ValueError, TypeError, AttributeError) as exc:
+            logger.warning("queues: cannot list channels of node %s to rebuild its queue "
+                           "callers (%s); later", node or "default", exc)
+            continue
+        listed.add(node)
+    return up, listed
 
 
 def _alive(engine, fs_uuid, up, node=None):
