@@ -43,7 +43,7 @@ class Call(BaseModel):
     status = peewee.CharField(max_length=16, default=INITIATED, index=True)
     hangup_cause = peewee.CharField(max_length=64, null=True)
     status_reason = peewee.CharField(max_length=255, null=True)
-    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    created_at = peewee.DateTimeField(default=utcnow)  # indexed with id, see Meta
     ringing_at = peewee.DateTimeField(null=True)
     answered_at = peewee.DateTimeField(null=True)
     ended_at = peewee.DateTimeField(null=True)
@@ -78,10 +78,14 @@ class Call(BaseModel):
         # UPDATE only what changed: cheaper, and concurrent writers (web and
         # events) do not overwrite each other's untouched columns.
         only_save_dirty = True
+        # The history's order is (created_at, id) and its cursor continues after one:
+        # with id last, a cursor page and its capped count read only the index
+        # (migration 0010).
         indexes = (
-            (("status", "created_at"), False),
-            (("agent_id", "created_at"), False),
-            (("campaign_id", "created_at"), False),
+            (("created_at", "id"), False),
+            (("status", "created_at", "id"), False),
+            (("agent_id", "created_at", "id"), False),
+            (("campaign_id", "created_at", "id"), False),
         )
 
     LIVE_STATUSES = LIVE_STATUSES

@@ -13,7 +13,7 @@ from rq.registry import FailedJobRegistry
 
 from models import db, is_sqlite
 from services import nodes as node_registry
-from services.jobs import QUEUES
+from services.jobs import ALL_QUEUES
 
 VERSION = "1.0.0"
 MB = 1024 * 1024
@@ -125,7 +125,7 @@ class HealthService:
         try:
             figures = [{"name": name, "queued": Queue(name, connection=self.services.redis).count,
                         "failed": FailedJobRegistry(name, connection=self.services.redis).count}
-                       for name in QUEUES]
+                       for name in ALL_QUEUES]
         except redis.RedisError as exc:
             return _component("down", str(exc)[:200], queues=[])
         backlog = sum(q["queued"] for q in figures)

@@ -11,6 +11,7 @@ from rq import Queue, Retry
 
 logger = logging.getLogger(__name__)
 
+# The queues the `worker` process's main RQ worker serves (`python -m workers`).
 QUEUES = ("default", "recordings", "quality")
 
 # Every job kind states how long it may run, how long results and failures are
@@ -28,6 +29,11 @@ JOB_POLICY = {
     "webhooks": dict(job_timeout=600, result_ttl=60, failure_ttl=86400,
                      retry=Retry(max=3, interval=[5, 30, 120])),
 }
+
+# Every queue a job is enqueued on, each served by some worker process: QUEUES by the main
+# RQ worker, "webhooks" by the worker process's webhook workers (workers/__main__.py).
+# Health and /metrics report all of them.
+ALL_QUEUES = QUEUES + tuple(name for name in JOB_POLICY if name not in QUEUES)
 
 
 def queue(name, redis_conn):

@@ -30,16 +30,24 @@ def history_query(filters):
         query = query.where(Call.id.in_(Transcript.matching_calls(filters["text"])))
     ascending = filters.get("sort", "-created_at") == "created_at"
     if filters.get("cursor"):  # keyset paging: the calls after (created_at, id) in this order
-        created_at, call_id = filters["cursor"]
-        if ascending:
-            query = query.where((Call.created_at > created_at) | (
-                (Call.created_at == created_at) & (Call.id > call_id)))
-        else:
-            query = query.where((Call.created_at < created_at) | (
-                (Call.created_at == created_at) & (Call.id < call_id)))
+        query = query.where(_after(filters["cursor"], ascending))
     if ascending:
         return query.order_by(Call.created_at.asc(), Call.id.asc())
     return query.order_by(Call.created_at.desc(), Call.id.desc())
+
+
+def _after(cursor, ascending):
+    """The calls past cursor (created_at, id) in the history's order, written so that an
+    index on created_at (or on (filter, created_at)) seeks straight to the cursor: a range
+    on created_at first, the tie on id second. The same rows as the plain
+    `created_at < c OR (created_at = c AND id < i)`, which both databases could only
+    answer by scanning from the first page down to the cursor."""
+    created_at, call_id = cursor
+    if ascending:
+        return (Call.created_at >= created_at) & (
+            (Call.created_at > created_at) | (Call.id > call_id))
+    return (Call.created_at <= created_at) & (
+        (Call.created_at < created_at) | (Call.id < call_id))
 
 
 def attach_recordings(calls):

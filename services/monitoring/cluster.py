@@ -15,8 +15,9 @@ from rq.registry import FailedJobRegistry
 
 from models import db
 from services import nodes as node_registry
-from services.jobs import QUEUES, queue
+from services.jobs import ALL_QUEUES, queue
 from services.live.metrics import count_websocket_clients
+from services.webhooks.backlog import read_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class ClusterCollector:
                                   labels=("queue",))
         failed = GaugeMetricFamily("callcenter_rq_failed_jobs",
                                    "RQ jobs in the failed registry, by queue", labels=("queue",))
-        for name in QUEUES:
+        for name in ALL_QUEUES:
             depth.add_metric([name], queue(name, self.redis).count)
             failed.add_metric([name], FailedJobRegistry(name, connection=self.redis).count)
         yield from (depth, failed)
@@ -96,6 +97,7 @@ class ClusterCollector:
         try:
             with db.connection_context():
                 counts = commands.live_calls_by_node()
+                backlog, _ = read_backlog(self.redis)
             database_up.add_metric([], 1)
         except peewee.PeeweeException as exc:
             logger.warning("/metrics: database unavailable: %s", exc)
@@ -105,6 +107,23 @@ class ClusterCollector:
         for name, count in counts.items():
             live.add_metric([name], count)
         yield from (database_up, live)
+        yield from self._webhooks(backlog)
+
+    @staticmethod
+    def _webhooks(backlog):
+        """The webhook backlog by webhook id (never its URL); status_callbacks: every call's
+        status callback together."""
+        pending = GaugeMetricFamily(
+            "callcenter_webhook_deliveries_pending", "webhook deliveries not yet sent (waiting "
+            "in Redis or stored pending: first attempt or a retry), by webhook id",
+            labels=("webhook",))
+        oldest = GaugeMetricFamily(
+            "callcenter_webhook_oldest_pending_seconds", "age of the oldest webhook delivery "
+            "not yet sent, by webhook id (0 when none waits)", labels=("webhook",))
+        for label, count, age in backlog.ages():
+            pending.add_metric([label], count)
+            oldest.add_metric([label], round(age, 3))
+        yield from (pending, oldest)
 
 
 def cluster_metrics_text(services):
