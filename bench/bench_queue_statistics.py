@@ -12,6 +12,10 @@ requests from one sequential client. The reference is the same month-by-day
 answer computed straight from queue_entry by one GROUP BY (no rollups, no wait
 percentile, no handling time), timed in-process. Asserts nothing.
 
+The cost of a long range grows with the quarter-hour rollup rows it reads (and the
+answered-wait pairs in their histograms), printed before the requests; with
+--no-rebuild and an existing database nothing is seeded or rebuilt.
+
     .venv/bin/python bench/bench_queue_statistics.py [--entries 1000000] [--days 180]
         [--sqlite /tmp/ccbench/queues.db|none] [--postgres-url postgresql://...|none]
         [--repeat 20] [--reseed] [--no-rebuild]
@@ -140,6 +144,16 @@ def rollups(url):
         print(f"  periodic job (last 3 h): median {statistics.median(samples):.0f} ms")
 
 
+def count_rollups(url):
+    """(queue rows, agent rows, queue rows of the benched queue): the work grows with these."""
+    from models import db, init_db
+    from models.queue_stats import AgentQuarterStat, QueueQuarterStat
+    init_db(url)
+    with db.connection_context():
+        return (QueueQuarterStat.select().count(), AgentQuarterStat.select().count(),
+                QueueQuarterStat.select().where(QueueQuarterStat.queue_id == QUEUES[0]).count())
+
+
 def timed(stack, path, params, repeat):
     for _ in range(2):
         resp = stack.get(path, params=params, timeout=120)
@@ -205,6 +219,9 @@ def bench_requests(stack, url, repeat):
           "tz": "Europe/Paris"}, None),
         ("agent 30 days by day Europe/Paris", a + "/statistics",
          {"interval": "day", "from": month_from, "tz": "Europe/Paris"}, None),
+        ("agent 180 days by month Europe/Paris", a + "/statistics",
+         {"interval": "month", "from": (today - datetime.timedelta(days=180)).isoformat(),
+          "tz": "Europe/Paris"}, None),
         ("staffing measured over the last 7 days", q + "/staffing",
          {"from": (today - datetime.timedelta(days=7)).isoformat()}, None),
     ]
@@ -233,6 +250,8 @@ def run_engine(name, url, args, redis_server):
         rollups(url)
     if url.startswith("postgres"):
         vacuum_analyze(url)
+    print("  rollup rows: {:,} queue, {:,} agent ({:,} of {})".format(*count_rollups(url),
+                                                                     QUEUES[0]))
     workdir = tempfile.mkdtemp(prefix=f"bench-qstats-{name}-")
     env = stack_env(url, redis_server.url, free_port(), workdir, LOG_LEVEL="WARNING",
                     RATELIMIT_DEFAULT="1000000 per minute", QUEUE_ROLLUP_INTERVAL="100000")

@@ -91,21 +91,29 @@ class Series:
         return [(self.edges[i], self.edges[i + 1]) for i in range(len(self.edges) - 1)]
 
     def grouping(self, column):
-        """(SQL key of an epoch column, key -> bucket index): buckets are grouped in SQL.
+        """(SQL key of an epoch column, key -> bucket index): buckets are grouped in SQL,
+        one group per bucket (the key is the bucket index).
 
-        15m and hour buckets are equal steps of real time, so the key is the index; for
-        days, weeks and months the key is the local day number (the column plus the UTC
-        offset in force, by its few transitions in the range, over 86400)."""
+        15m and hour buckets are equal steps of real time; days and weeks count local
+        days (the column plus the UTC offset in force, by its few transitions in the
+        range, over 86400) from the first; months compare the column with the edges."""
         if self.interval in STEP_SECONDS:
             return (column - self.start) / STEP_SECONDS[self.interval], int
+        if self.interval == "month":
+            last = len(self.edges) - 2
+            if not last:  # one month: every row in range is bucket 0
+                return (column - self.start) / (self.end - self.start), int
+            return Case(None, [(column < edge, i) for i, edge in enumerate(self.edges[1:-1])],
+                        last), int
         segments = offset_segments(self.edges, self.zone)
         if len(segments) == 1:
             offset = segments[0][1]
         else:
             offset = Case(None, [(column < at, segments[i][1])
                                  for i, (at, _) in enumerate(segments[1:])], segments[-1][1])
-        days = [(edge + _offset_at(edge, self.zone)) // 86400 for edge in self.edges[:-1]]
-        return (column + offset) / 86400, lambda key: bisect.bisect_right(days, int(key)) - 1
+        first_day = (self.start + _offset_at(self.start, self.zone)) // 86400
+        days = (column + offset) / 86400 - first_day
+        return (days / 7 if self.interval == "week" else days), int
 
 
 def _day_edges(first, last_exclusive, interval, zone):

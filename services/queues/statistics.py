@@ -20,8 +20,9 @@ import collections
 import json
 import math
 
-from peewee import SQL, fn
+from peewee import SQL, Case, fn
 
+from models import is_sqlite
 from models.agent import Agent
 from models.queue import Queue
 from models.queue_stats import AgentQuarterStat, QueueQuarterStat, QueueStatMeasures
@@ -66,9 +67,17 @@ class Tally:
                 self.sums[name] += int(value or 0)  # PostgreSQL sums bigint as numeric
 
     def add_waits(self, text):
-        # keys stay text ("12": callers) until the percentile: merging is the hot loop
-        if text:
-            self.waits.update(json.loads(text))
+        """Add one histogram or several joined by commas ('{"12":3},{"12":1,"40":2}').
+
+        Keys stay text until the percentile; a plain loop over the items merges several
+        times faster than Counter.update per histogram: this is the hot loop."""
+        if not text:
+            return
+        waits = self.waits
+        get = waits.get
+        for histogram in json.loads("[" + text + "]"):
+            for seconds, callers in histogram.items():
+                waits[seconds] = get(seconds, 0) + callers
 
     def merge(self, other):
         for name, value in other.sums.items():
@@ -116,6 +125,14 @@ class Tally:
         }
 
 
+def joined_waits(model):
+    """An aggregate: the group's answered-wait histograms joined by commas ('{..},{..}'), so
+    each bucket's JSON is decoded at once, in the same pass over the rows as the sums."""
+    join = fn.GROUP_CONCAT if is_sqlite() else fn.string_agg
+    answered = (model.answered > 0) & (model.answer_waits != "")
+    return join(Case(None, [(answered, model.answer_waits)]), ",")  # NULLs are skipped
+
+
 class QueueStatistics:
     """GET /api/queues/<id>/statistics and /api/agents/<id>/statistics."""
 
@@ -126,22 +143,20 @@ class QueueStatistics:
 
     @staticmethod
     def _tallies(model, key_column, key, series, columns):
-        """One Tally per bucket: sums grouped in SQL, the wait histograms merged here."""
+        """One Tally per bucket: sums and joined wait histograms grouped in SQL by bucket (one
+        query, one row per bucket), the histograms merged here."""
         tallies = [Tally() for _ in range(len(series.edges) - 1)]
         group, index_of = series.grouping(model.bucket)
         in_range = (key_column == key, model.bucket >= series.start, model.bucket < series.end)
         sums = [fn.MAX(model.wait_max) if c == "wait_max" else fn.SUM(getattr(model, c))
                 for c in columns]
-        query = model.select(group, *sums).where(*in_range).group_by(SQL("1")).tuples()
-        for group_key, *values in query:
+        query = (model.select(group, *sums, joined_waits(model)).where(*in_range)
+                 .group_by(SQL("1")).tuples())
+        for group_key, *values, waits in query:
             index = index_of(group_key)
             if 0 <= index < len(tallies):
                 tallies[index].add(dict(zip(columns, values)))
-        waits = model.select(group, model.answer_waits).where(*in_range, model.answered > 0)
-        for group_key, text in waits.tuples():
-            index = index_of(group_key)
-            if 0 <= index < len(tallies):
-                tallies[index].add_waits(text)
+                tallies[index].add_waits(waits)
         return tallies
 
     @staticmethod

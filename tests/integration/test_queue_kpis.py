@@ -26,12 +26,21 @@ Agents (trail in UTC):
        wrap-up 30 + 30, rang 3 times (C1, C4 missed, C5): occupancy (300 + 60) / 5100
     a2 logged in 08:00-13:00 (18000 s), on call 300 + 60 (talk + hold), wrap-up 60 + 60:
        occupancy 480 / 18000; AHT (360 + 120) / 2 = 240; transfers 1
+
+Half a year (2025-09-01 to 2026-03-31, both summer-time changes): random rollup rows for
+queue `busy` and agent `a9`; every bucket's figures by week, month and day in several zones
+equal a plain computation from the rows (sums, nearest-rank p90 of the expanded waits).
 """
+import collections
 import datetime
+import json
+import math
 import os
+import random
 import subprocess
 import sys
 import types
+import zoneinfo
 
 import gevent
 import pytest
@@ -39,6 +48,7 @@ import pytest
 from models import Call, CallEvent, utcnow
 from models.agent import Agent, AgentStateChange
 from models.queue import Queue, QueueEntry, QueueMember
+from models.queue_stats import AgentQuarterStat, QueueQuarterStat
 from services.publisher import Publisher
 from services.queues import kpi_rollups
 from services.queues.snapshot import SnapshotPublisher
@@ -234,6 +244,118 @@ def test_bad_input(kpi_stack, path, params, status):
     resp = kpi_stack.get(path, params=params)
     assert resp.status_code == status, resp.text
     assert resp.json()["error_id"]
+
+
+# ----- half a year: every figure equals a plain computation from the rollup rows ----------
+LONG_FROM, LONG_TO = datetime.date(2025, 9, 1), datetime.date(2026, 3, 31)  # both DST changes
+SUMMED = QueueQuarterStat.MEASURES + AgentQuarterStat.STATE_MEASURES
+
+
+def _random_row(rnd, bucket, agent):
+    waits = collections.Counter(int(rnd.expovariate(1 / 25)) for _ in range(rnd.randrange(6)))
+    answered, lost = sum(waits.values()), rnd.randrange(3)
+    row = {name: 0 for name in SUMMED if agent or name not in AgentQuarterStat.STATE_MEASURES}
+    row.update(bucket=bucket, offered=answered + lost, answered=answered,
+               answered_in_sl=sum(n for w, n in waits.items() if w <= 20), abandoned=lost,
+               short_abandoned=rnd.randrange(lost + 1), closed=rnd.randrange(2),
+               overflowed=rnd.randrange(2), timed_out=rnd.randrange(2),
+               answer_wait_sum=sum(w * n for w, n in waits.items()), waited=answered + lost,
+               wait_sum=sum(w * n for w, n in waits.items()) + lost * rnd.randrange(60),
+               wait_max=max([*waits, 0]) + rnd.randrange(30), handled=rnd.randrange(answered + 1),
+               talk_sum=rnd.randrange(2000), hold_sum=rnd.randrange(100),
+               wrapup_sum=rnd.randrange(300), transfers=rnd.randrange(2),
+               answer_waits=json.dumps({str(w): waits[w] for w in sorted(waits)})
+               if waits else None)
+    if agent:
+        row.update(offers=answered + rnd.randrange(2), logged_in_seconds=900,
+                   paused_seconds=rnd.randrange(100), available_seconds=rnd.randrange(300),
+                   ringing_seconds=rnd.randrange(60), on_call_seconds=rnd.randrange(400),
+                   wrap_up_seconds=rnd.randrange(100))
+    return row
+
+
+@pytest.fixture(scope="module")
+def long_range(kpi_stack):
+    """Rollup rows for queue `busy` and agent `a9` at random quarter hours of seven months
+    before the scripted day (the rebuild starts at the first activity, so keeps them)."""
+    rnd, rows = random.Random(13), {"queue": [], "agent": []}
+    Queue.create(id="busy", name="Busy", service_level_seconds=20)
+    first = int(datetime.datetime(2025, 8, 31, tzinfo=datetime.timezone.utc).timestamp())
+    for bucket in range(first, first + 215 * 86400, 900):
+        for kind, key in (("queue", {"queue_id": "busy"}), ("agent", {"agent_id": "a9"})):
+            if rnd.random() < 0.3:
+                rows[kind].append(dict(_random_row(rnd, bucket, kind == "agent"), **key))
+    for kind, model in (("queue", QueueQuarterStat), ("agent", AgentQuarterStat)):
+        for i in range(0, len(rows[kind]), 500):
+            model.insert_many(rows[kind][i:i + 500]).execute()
+    return rows
+
+
+def _plain_figures(rows, agent):
+    """The figures of one bucket, straight from its rows (no Tally, no SQL grouping)."""
+    s = {name: sum(r.get(name, 0) for r in rows) for name in SUMMED}
+    waits = sorted(int(w) for r in rows if r["answer_waits"]
+                   for w, n in json.loads(r["answer_waits"]).items() for _ in range(n))
+
+    def ratio(part, whole, digits=1):
+        return round(part / whole, digits) if whole else None
+
+    counted, done = s["offered"] - s["short_abandoned"], s["handled"]
+    figures = dict(
+        answered=s["answered"], answered_in_sl=s["answered_in_sl"],
+        asa=ratio(s["answer_wait_sum"], s["answered"]),
+        asa_p90=waits[math.ceil(0.9 * len(waits)) - 1] if waits else None, handled=done,
+        aht=ratio(s["talk_sum"] + s["hold_sum"] + s["wrapup_sum"], done),
+        talk_avg=ratio(s["talk_sum"], done), hold_avg=ratio(s["hold_sum"], done),
+        wrapup_avg=ratio(s["wrapup_sum"], done), transfers=s["transfers"])
+    if agent:
+        return dict(figures, occupancy=ratio(s["on_call_seconds"] + s["wrap_up_seconds"],
+                                             s["logged_in_seconds"] - s["paused_seconds"], 4),
+                    **{name: s[name] for name in AgentQuarterStat.STATE_MEASURES})
+    return dict(figures, offered=s["offered"], abandoned=s["abandoned"],
+                short_abandoned=s["short_abandoned"], overflowed=s["overflowed"],
+                timed_out=s["timed_out"], closed=s["closed"],
+                service_level=ratio(s["answered_in_sl"], counted, 4),
+                abandon_rate=ratio(s["abandoned"] - s["short_abandoned"], counted, 4),
+                wait_avg=ratio(s["wait_sum"], s["waited"]),
+                wait_max=max(r["wait_max"] for r in rows) if s["waited"] else None)
+
+
+def _local_edges(interval, zone, first, last):
+    """Bucket edges by hand: local midnights of the days, Mondays or firsts of the month from
+    the one at or before `first` to the first one after `last`."""
+    day = {"day": first, "week": first - datetime.timedelta(days=first.weekday()),
+           "month": first.replace(day=1)}[interval]
+    edges = []
+    while True:
+        edges.append(datetime.datetime.combine(day, datetime.time.min, tzinfo=zone))
+        if day > last:
+            return edges
+        day = ((day + datetime.timedelta(days=32)).replace(day=1) if interval == "month"
+               else day + datetime.timedelta(days=7 if interval == "week" else 1))
+
+
+@pytest.mark.parametrize("kind,interval,tz", [
+    ("queue", "week", "UTC"), ("queue", "week", "Europe/Paris"),
+    ("queue", "month", "Europe/Paris"), ("queue", "month", "America/New_York"),
+    ("queue", "day", "Asia/Kolkata"), ("agent", "week", "Europe/Paris"),
+    ("agent", "month", "Australia/Lord_Howe")])
+def test_half_a_year_equals_a_plain_computation(long_range, kpi_stack, kind, interval, tz):
+    path = "/api/queues/busy/statistics" if kind == "queue" else "/api/agents/a9/statistics"
+    body = get(kpi_stack, path, interval=interval, tz=tz,
+               **{"from": LONG_FROM.isoformat(), "to": LONG_TO.isoformat()})
+    zone = zoneinfo.ZoneInfo(tz)
+    edges = _local_edges(interval, zone, LONG_FROM, LONG_TO)
+    assert [s["start"] for s in body["series"]] == [s.isoformat() for s in edges[:-1]]
+    rows = long_range[kind]
+    inside = []
+    for bucket, lo, hi in zip(body["series"], edges, edges[1:]):
+        mine = [r for r in rows if lo.timestamp() <= r["bucket"] < hi.timestamp()]
+        inside += mine
+        assert {k: v for k, v in bucket.items() if k not in ("start", "end")} == (
+            _plain_figures(mine, kind == "agent")), bucket["start"]
+    assert body["totals"] == _plain_figures(inside, kind == "agent")
+    assert body["totals"]["asa_p90"] is not None and len(inside) > 1000
 
 
 # ----- live: the queues channel snapshot and the periodic rollup job ----------------------

@@ -134,7 +134,8 @@ def _grouped(series, epochs):
     database = peewee.SqliteDatabase(":memory:")
     with database.bind_ctx([_Row]):
         database.create_tables([_Row])
-        _Row.insert_many([{"bucket": e} for e in epochs]).execute()
+        for i in range(0, len(epochs), 5000):
+            _Row.insert_many([{"bucket": e} for e in epochs[i:i + 5000]]).execute()
         key, index_of = series.grouping(_Row.bucket)
         rows = _Row.select(_Row.bucket, key).tuples()
         return {bucket: index_of(k) for bucket, k in rows}
@@ -161,3 +162,28 @@ def test_sql_grouping_across_the_spring_change():
     hours = buckets.series("hour", PARIS, D(2026, 3, 29), D(2026, 3, 29))
     grouped = _grouped(hours, [at["29 01:45"], at["29 03:00"]])
     assert [grouped[at["29 01:45"]], grouped[at["29 03:00"]]] == [1, 2]  # 02:00 does not exist
+
+
+@pytest.mark.parametrize("interval,tz,first,last", [
+    ("week", "Europe/Paris", D(2025, 12, 29), D(2026, 12, 31)),
+    ("month", "Europe/Paris", D(2026, 1, 1), D(2026, 12, 31)),
+    ("month", "America/New_York", D(2026, 3, 2), D(2026, 3, 20)),  # one month
+    ("week", "Australia/Lord_Howe", D(2026, 3, 1), D(2026, 10, 31)),  # 30-minute change
+    ("day", "Asia/Kolkata", D(2026, 1, 1), D(2026, 3, 31)),
+    ("day", "America/New_York", D(2026, 10, 25), D(2026, 11, 7)),
+])
+def test_sql_groups_every_quarter_hour_into_its_bucket(interval, tz, first, last):
+    # one SQL group per bucket, equal to the bucket found by bisecting the edges
+    series = buckets.series(interval, zoneinfo.ZoneInfo(tz), first, last)
+    epochs = range(series.start, series.end, buckets.QUARTER)
+    assert _grouped(series, epochs) == {epoch: series.index_of(epoch) for epoch in epochs}
+
+
+def test_joined_histograms_merge_like_one_by_one():
+    texts = ['{"0":2,"12":1}', '{"12":3,"40":1}', '{"7":1}']
+    one_by_one, joined = Tally(), Tally()
+    for text in texts + [None, ""]:
+        one_by_one.add_waits(text)
+    joined.add_waits(",".join(texts))
+    assert joined.waits == one_by_one.waits == {"0": 2, "7": 1, "12": 4, "40": 1}
+    assert percentile(joined.waits) == 40  # rank 8 of 8: 0 0 7 12 12 12 12 40
