@@ -47,7 +47,8 @@ class QueueEventHandlers:
     def _hang_up_stale(self, event, outbox):
         """An offer leg no offer wants (rung late): hang it up, the agent is elsewhere."""
         if event.get("variable_cc_leg") == LEG_AGENT and self.engine.offers.stale_leg(
-                event.get("variable_cc_call_id"), event.get("Unique-ID")):
+                event.get("variable_cc_call_id"), event.get("Unique-ID"),
+                event.get("variable_cc_queue_entry")):
             logger.warning("queues: stale offer leg %s answered; hanging it up",
                            event.get("Unique-ID"))
             self.engine.commands.kill_later(outbox, event.get("Unique-ID"), node=self.node)

@@ -83,6 +83,10 @@ class QueueCommands:
         except Exception as exc:
             logger.warning("queues: originate of agent leg %s failed: %s", leg_uuid, exc)
             on_fail("originate-failed")
+            # A timeout may hide a command the switch got: the leg must not ring on (the
+            # offer is taken back first, so its hang-up is no missed offer). One created
+            # after this kill is hung up on answer: stale_leg knows it by its entry.
+            self.send(fsq.kill_command(leg_uuid), node)
 
     def bridge_later(self, outbox, caller_uuid, agent_uuid, node=None):
         """Stop the caller's music and bridge it to the agent's answered, parked leg."""

@@ -176,14 +176,17 @@ class QueueOffers:
         return _agent_of_leg(entry, leg_uuid)
 
     @staticmethod
-    def stale_leg(call_id, leg_uuid):
+    def stale_leg(call_id, leg_uuid, entry_id=None):
         """Whether leg_uuid is an offer leg of call_id that no offer wants any more (sent
-        late, or its offer was taken back): it is to be hung up."""
+        late, or its offer was taken back): it is to be hung up. entry_id: the leg's own
+        cc_queue_entry, which names it an offer leg of that entry even when a later offer
+        to the same agent replaced it in offer_leg_uuids (an originate that timed out on
+        our side but reached the switch)."""
         if not call_id or not leg_uuid:
             return False
         for entry in QueueEntry.select().where(QueueEntry.call_id == call_id):
             legs = entry.offer_leg_uuids or {}
-            if leg_uuid not in legs.values():
+            if leg_uuid not in legs.values() and entry.id != entry_id:
                 continue
             if _agent_of_leg(entry, leg_uuid)[1] is not None or \
                     (entry.agent_id and legs.get(entry.agent_id) == leg_uuid):

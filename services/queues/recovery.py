@@ -46,11 +46,16 @@ def recover(engine, offers_too=True):
         if (entry.node if entry.node in names else names[0]) not in listed:
             continue  # its node cannot tell (away): its events process catches up when back
         call = calls.get(entry.call_id)
+        # Ask the switch first, then write: a transaction (on SQLite, the write lock)
+        # held across a round trip to FreeSWITCH would stall every other writer.
+        alive = call is not None and _alive(engine, call.fs_uuid, up, entry.node)
+        legs = _offer_legs(engine, entry, up) if alive and entry.status == OFFERING \
+            and offers_too else {}
         with Outbox().atomic() as outbox:
-            if call is None or not _alive(engine, call.fs_uuid, up, entry.node):
+            if not alive:
                 changed += engine.leave(entry, ABANDONED, outbox)
-            elif entry.status == OFFERING and offers_too:
-                changed += _recover_offer(engine, entry, up, outbox)
+            else:
+                changed += _recover_offer(engine, entry, legs, outbox)
     if changed:
         logger.info("queues rebuilt: %d of %d live callers changed", changed, len(entries))
     return changed
@@ -81,15 +86,27 @@ def _alive(engine, fs_uuid, up, node=None):
         is not False
 
 
-def _recover_offer(engine, entry, up, outbox):
-    changed = 0
+def _offer_legs(engine, entry, up):
+    """agent id -> what its offer leg is now: "gone", "answered" or "ringing"."""
+    states = {}
     legs = entry.offer_leg_uuids or {}
     for agent_id in list(entry.offering_agents or []):
         leg = legs.get(agent_id)
         if not leg or not _alive(engine, leg, up, entry.node):
-            changed += engine.offers.failed(entry, agent_id, outbox, count_miss=False)
+            states[agent_id] = "gone"
             continue
         dump = parse_uuid_dump(engine.commands.send(uuid_dump_command(leg), entry.node) or "")
-        if dump and dump.get("Answer-State") == "answered":
-            changed += engine.offers.answered(entry, agent_id, leg, outbox)
+        states[agent_id] = "answered" if dump and dump.get("Answer-State") == "answered" \
+            else "ringing"
+    return states
+
+
+def _recover_offer(engine, entry, states, outbox):
+    changed = 0
+    legs = entry.offer_leg_uuids or {}
+    for agent_id, state in states.items():
+        if state == "gone":
+            changed += engine.offers.failed(entry, agent_id, outbox, count_miss=False)
+        elif state == "answered":
+            changed += engine.offers.answered(entry, agent_id, legs[agent_id], outbox)
     return changed

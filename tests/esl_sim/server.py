@@ -771,6 +771,9 @@ class ESLSimulator(QueueMixin, BridgingMixin, ConsultMixin):
         # core's channel table, written behind them): a new channel is listed only
         # after this many seconds and a gone one stays listed as long. 0: no lag.
         self.show_channels_lag = 0.0
+        # Fault injection: seconds the reply to `bgapi originate` is held back after the
+        # originate started (a switch too busy to answer in time that still runs it).
+        self.originate_reply_delay = 0.0
         self._gone_listed = []
         self.events_sent = 0
         self._deferred = {}
@@ -1062,6 +1065,8 @@ class ESLSimulator(QueueMixin, BridgingMixin, ConsultMixin):
         if command == "originate":
             # the channel flow delivers the API and BACKGROUND_JOB events at the captured point
             self._originate(arg, job=(job_uuid, command, arg))
+            if self.originate_reply_delay:
+                gevent.sleep(self.originate_reply_delay)
         else:
             def run():
                 # what the command causes (e.g. uuid_kill's hangup events) happens on the channel's
