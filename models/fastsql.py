@@ -64,3 +64,46 @@ def update(instance, guard=None):
     cursor = db.execute_sql(sql, values)
     instance._dirty.clear()
     return cursor.rowcount
+
+
+def insert_values(model, **values):
+    """INSERT a row of model from field values (defaults applied as the model would),
+    without building a model instance: for rows written and never read back (trails)."""
+    for field, default in model._meta.defaults.items():
+        if field.name not in values:
+            values[field.name] = default() if callable(default) else default
+    fields = [model._meta.fields[name] for name in values
+              if not (model._meta.fields[name].primary_key and values[name] is None)]
+    key = (db.obj, "insert", model, tuple(f.name for f in fields))
+    sql = _CACHE.get(key)
+    if sql is None:
+        param = db.obj.param
+        sql = (f"INSERT INTO {_table(model)} ({', '.join(_quote(f.column_name) for f in fields)}) "
+               f"VALUES ({', '.join(param for _ in fields)})")
+        _CACHE[key] = sql
+    db.execute_sql(sql, [f.db_value(values[f.name]) for f in fields])
+
+
+def select_one(model, field_name, value):
+    """The first row whose field equals value, as a clean model instance, or None.
+
+    The same SELECT as model.find_by, run without peewee's query and cursor-wrapper
+    machinery (resolving the columns of a result costs more than reading the row).
+    """
+    key = (db.obj, "select_one", model, field_name)
+    cached = _CACHE.get(key)
+    if cached is None:
+        sql, _ = model.select().where(getattr(model, field_name) == "").limit(1).sql()
+        cached = _CACHE[key] = [sql, None]
+    cursor = db.execute_sql(cached[0], (value, 1))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    if cached[1] is None:
+        columns = model._meta.columns
+        cached[1] = [(columns[d[0]].name, columns[d[0]].python_value)
+                     for d in cursor.description]
+    instance = model(__no_default__=1, **{name: convert(v) if v is not None else None
+                                          for (name, convert), v in zip(cached[1], row)})
+    instance._dirty.clear()
+    return instance

@@ -1,19 +1,20 @@
 """The call lookups of the events process and of reconciliation."""
-from models import Call
+from models import Call, fastsql
 from services.calls import state as cs
 
 
 def find_for_channel(call_id, fs_uuid):
     """The call a channel event belongs to: by our id (cc_call_id), else its channel."""
     if call_id:
-        call = Call.find_by("id", call_id)
+        call = fastsql.select_one(Call, "id", call_id)
         if call is not None:
             return call
-    return Call.find_by("fs_uuid", fs_uuid) if fs_uuid else None
+    return fastsql.select_one(Call, "fs_uuid", fs_uuid) if fs_uuid else None
 
 
 def find_by_job(job_uuid):
-    return Call.get_or_none(Call.fs_job_uuid == job_uuid)
+    """The call whose originate was the bgapi job job_uuid (BACKGROUND_JOB), or None."""
+    return fastsql.select_one(Call, "fs_job_uuid", job_uuid) if job_uuid else None
 
 
 def of_node(node, configured):

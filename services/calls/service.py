@@ -123,9 +123,9 @@ class CallService:
         if fastsql.update(call, guard=("status", previous)) == 0:
             raise CallChangedMeanwhile(f"call {call.id} changed while it was being updated; "
                                        "try again")
-        fastsql.insert(CallEvent(call=call, source=source, event_name=event_name,
-                                 from_status=previous, to_status=call.status, created_at=at,
-                                 data=data))
+        fastsql.insert_values(CallEvent, call=call, source=source, event_name=event_name,
+                              from_status=previous, to_status=call.status, created_at=at,
+                              data=data)
         if quiet:
             return
         self.notifier.call_changed(call, outbox)
@@ -148,9 +148,9 @@ class CallService:
 
     def note(self, call, source, event_name, data=None, at=None):
         """Record a noteworthy event that is not a state change."""
-        fastsql.insert(CallEvent(call=call, source=source, event_name=event_name,
-                                 from_status=call.status, to_status=call.status,
-                                 created_at=at or utcnow(), data=data))
+        fastsql.insert_values(CallEvent, call=call, source=source, event_name=event_name,
+                              from_status=call.status, to_status=call.status,
+                              created_at=at or utcnow(), data=data)
 
     # ----- what FreeSWITCH tells -----------------------------------------
     def adopt(self, facts, outbox, source=SOURCE_FS, event_name="?"):
@@ -241,7 +241,7 @@ class CallService:
             self.agents.reserve(agent.id, call_id)
         try:
             with Outbox().atomic() as outbox:
-                call = Call.create(
+                call = fastsql.insert(Call(
                     id=call_id, mode=mode, agent_leg_uuid=str(uuid.uuid4()) if mode else None,
                     fs_uuid=str(uuid.uuid4()), fs_job_uuid=str(uuid.uuid4()),
                     direction="outbound", to_number=args["to"],
@@ -250,9 +250,9 @@ class CallService:
                     agent_id=args.get("agent_id"), campaign_id=args.get("campaign_id"),
                     gateway=gateway, metadata=args.get("metadata"),
                     record=bool(args.get("record")), record_format=args.get("record_format"),
-                    idempotency_key=idempotency_key, node=self.commands.pick())
-                CallEvent.create(call=call, source=SOURCE_API, event_name="api.start",
-                                 to_status=call.status)
+                    idempotency_key=idempotency_key, node=self.commands.pick()))
+                fastsql.insert_values(CallEvent, call=call, source=SOURCE_API,
+                                      event_name="api.start", to_status=call.status)
                 self.notifier.call_initiated(call, outbox)
         except peewee.IntegrityError:
             # Another request with the same Idempotency-Key won the race.

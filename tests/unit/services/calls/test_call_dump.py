@@ -1,0 +1,46 @@
+"""What clients get for a call (REST body and `calls` message) is CallSchema's dump, exactly,
+however the call was loaded (the events process's fast lookups included)."""
+import datetime
+import uuid
+
+from models import Call, fastsql
+from models.recording import Recording
+from services.calls.schemas import CallSchema, dump_call
+
+T0 = datetime.datetime(2026, 12, 1, 12, 0, 0, 123456)
+
+
+def _calls():
+    yield Call.create(fs_uuid=str(uuid.uuid4()))  # just started: mostly nulls
+    yield Call.create(
+        fs_uuid=str(uuid.uuid4()), fs_job_uuid=str(uuid.uuid4()), direction="inbound",
+        from_number="15550001", to_number="+3312", caller_id="Ann Émile", agent_id="a-1",
+        status="completed", hangup_cause="NORMAL_CLEARING", ringing_at=T0,
+        answered_at=T0 + datetime.timedelta(seconds=3), ended_at=T0 + datetime.timedelta(
+            seconds=70), duration=70, billsec=67, outcome="sale", notes="called back",
+        metadata={"crm": [1, 2]}, record=True, quality={"live": {"samples": 2}},
+        rtp_stats={"in_mos": 4.5, "in_packet_count": 1500}, mode="agent_first",
+        agent_leg_uuid=str(uuid.uuid4()), bridged_at=T0, held_at=T0, hold_seconds=4,
+        talk_seconds=60, ring_seconds=3, node="a")
+
+
+def test_every_way_of_loading_a_call_dumps_as_the_schema_does(bound_db):
+    schema = CallSchema()
+    for call in _calls():
+        Recording.create(call=call.id, format="mp3", source_path=f"/r/{call.id}.wav",
+                         files={"mp3": {"size": 1}}, duration=1.5, truncated=True)
+        loaded = [call, Call.get_by_id(call.id), fastsql.select_one(Call, "id", call.id),
+                  fastsql.select_one(Call, "fs_uuid", call.fs_uuid)]
+        for one in loaded:
+            ours, theirs = dump_call(one), schema.dump(one)
+            assert list(ours.items()) == list(theirs.items())
+            assert [type(v) for v in ours.values()] == [type(v) for v in theirs.values()]
+        assert dump_call(loaded[-1])["recording"]["format"] == "mp3"
+
+
+def test_a_fast_lookup_reads_the_row_as_peewee_does(bound_db):
+    call = next(_calls())
+    fast, slow = fastsql.select_one(Call, "fs_uuid", call.fs_uuid), Call.find_by(
+        "fs_uuid", call.fs_uuid)
+    assert fast.__data__ == slow.__data__ and not fast._dirty
+    assert fastsql.select_one(Call, "fs_uuid", "no-such-channel") is None
