@@ -10,6 +10,7 @@ switch's channels (recovery.py).
 """
 import logging
 import time
+import typing
 
 import redis
 
@@ -128,8 +129,8 @@ class Dispatcher:
             return None
         if self._leaves(entry, queue, members.get(queue.id, []), now):
             return entry, queue, None
-        candidates = [candidate(m, a) for m, a in members.get(queue.id, [])
-                      if a.state == AVAILABLE and a.enabled and a.id not in taken]
+        candidates = [candidate(m) for m in members.get(queue.id, [])
+                      if m.available and m.agent_id not in taken]
         agent_ids = pick(queue.strategy, candidates, taken, queue.required_skills)
         if not agent_ids:
             return None
@@ -141,7 +142,7 @@ class Dispatcher:
         """Whether the caller leaves the queue now (max wait, nobody logged in)."""
         return waited_too_long(entry, queue.max_wait_seconds, now) or (
             queue.no_agents_action is not None
-            and not any(a.state != LOGGED_OUT and a.enabled for _, a in members))
+            and not any(m.logged_in for m in members))
 
     def _leave(self, entry, queue, now, outbox):
         call = Call.get_or_none(Call.id == entry.call_id)
@@ -174,16 +175,44 @@ class Dispatcher:
                     self.engine.notifier.caller_position(data, outbox)
 
 
-def members_of(queue_ids):
-    """queue id -> [(member, agent)] of those queues (one query)."""
+class Member(typing.NamedTuple):
+    """What the routing needs of one queue member and its agent (read as plain tuples:
+    building a model object per member costs more than the query)."""
+
+    queue_id: str
+    tier: int
+    last_offered_at: object
+    agent_id: str
+    state: str
+    enabled: bool
+    state_since: object
+    skills: dict
+
+    @property
+    def available(self):
+        return self.state == AVAILABLE and self.enabled
+
+    @property
+    def logged_in(self):
+        return self.state != LOGGED_OUT and self.enabled
+
+
+def members_of(queue_ids, available_only=False):
+    """queue id -> [Member] of those queues (one query)."""
+    query = (QueueMember.select(QueueMember.queue, QueueMember.tier,
+                                QueueMember.last_offered_at, Agent.id, Agent.state,
+                                Agent.enabled, Agent.state_since, Agent.skills)
+             .join(Agent).where(QueueMember.queue.in_(list(queue_ids))))
+    if available_only:
+        query = query.where((Agent.state == AVAILABLE) & (Agent.enabled == True))  # noqa: E712
     found = {}
-    query = (QueueMember.select(QueueMember, Agent).join(Agent)
-             .where(QueueMember.queue.in_(list(queue_ids))))
-    for member in query:
-        found.setdefault(member.queue_id, []).append((member, member.agent))
+    for row in query.tuples():
+        member = Member(*row)
+        found.setdefault(member.queue_id, []).append(member)
     return found
 
 
-def candidate(member, agent):
-    return Candidate(agent_id=agent.id, tier=member.tier or 1, state_since=agent.state_since,
-                     last_offered_at=member.last_offered_at, skills=agent.skills or {})
+def candidate(member):
+    return Candidate(agent_id=member.agent_id, tier=member.tier or 1,
+                     state_since=member.state_since, last_offered_at=member.last_offered_at,
+                     skills=member.skills or {})

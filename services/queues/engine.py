@@ -10,7 +10,7 @@ import datetime
 import logging
 
 from models import Call, utcnow
-from models.agent import AVAILABLE, LOGGED_OUT, WRAP_UP, Agent
+from models.agent import LOGGED_OUT, WRAP_UP, Agent
 from models.queue import (
     ABANDONED,
     ANSWERED,
@@ -130,8 +130,8 @@ class QueueEngine:
             & (QueueEntry.id != entry.id)).exists()
         if older:
             return []
-        members = members_of([queue.id]).get(queue.id, [])
-        candidates = [candidate(m, a) for m, a in members if a.state == AVAILABLE and a.enabled]
+        members = members_of([queue.id], available_only=True).get(queue.id, [])
+        candidates = [candidate(m) for m in members]
         agent_ids = pick(queue.strategy, candidates, set(), queue.required_skills)
         return self.offers.offer(entry, queue, agent_ids, outbox) if agent_ids else []
 
