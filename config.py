@@ -81,7 +81,7 @@ SETTINGS = (
     ("SLOW_REQUEST_SECONDS", _float, 1.0),
     ("MEMORY_ALERT_MB", _int, 1024),
     ("QUEUE_BACKLOG_ALERT", _int, 1000),
-    ("EVENT_BATCH_SIZE", _int, 500),
+    ("EVENT_BATCH_SIZE", _int, 100),
     ("EVENT_BATCH_WAIT", _float, 0.005),
     ("RECONCILE_INTERVAL", _float, 60.0),
     ("QUALITY_SWEEP_INTERVAL", _float, 600.0),

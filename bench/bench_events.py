@@ -92,6 +92,8 @@ def main():
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--database-url")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the service's processes (e.g. EVENT_BATCH_SIZE=500)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="bench-events-")
     db_url = args.database_url or f"sqlite:///{work}/bench.db"
@@ -100,7 +102,7 @@ def main():
                        recordings_root=os.path.join(work, "rec"))
     sim.start()
     env = stack_env(db_url, redis_server.url, sim.port, work, LOG_LEVEL="WARNING",
-                    RATELIMIT_ENABLED="false")
+                    RATELIMIT_ENABLED="false", **dict(item.split("=", 1) for item in args.set))
     stack = Stack(env, work)
     stack.authenticate()
     try:

@@ -304,7 +304,17 @@ class Outbox:
 
     def add(self, fn, *args, **kwargs):
         """Run fn after the commit (in memory only: a FreeSWITCH command, a file removal)."""
-        self._items.append((fn, args, kwargs))
+        self._items.append((fn, args, kwargs, False))
+
+    def add_first(self, fn, *args, **kwargs):
+        """Run fn after the commit before the news and the other actions (a phone to ring:
+        a batch of events may queue dozens of commands ahead of it)."""
+        self._items.append((fn, args, kwargs, True))
+
+    @property
+    def urgent(self):
+        """Whether something added with add_first waits for the commit."""
+        return any(item[3] for item in self._items)
 
     def publish(self, publisher, channel, event_type, data):
         """Announce on a live channel after the commit."""
@@ -357,10 +367,14 @@ class Outbox:
     def _after_commit(self):
         stored, self._stored = self._stored, []
         items, self._items = self._items, []
+        for fn, args, kwargs, first in items:
+            if first:
+                self._safely(fn, *args, **kwargs)
         if stored:
             self._safely(deliver, stored)
-        for fn, args, kwargs in items:
-            self._safely(fn, *args, **kwargs)
+        for fn, args, kwargs, first in items:
+            if not first:
+                self._safely(fn, *args, **kwargs)
 
     @staticmethod
     def _safely(fn, *args, **kwargs):

@@ -62,7 +62,7 @@ class EventListener:
     """Keeps one subscribed connection to a FreeSWITCH node alive and applies its events."""
 
     def __init__(self, config, handlers, reconcile, queue_size=200_000,
-                 batch_size=500, batch_wait=0.005, reconcile_interval=60.0, batch_observer=None,
+                 batch_size=100, batch_wait=0.005, reconcile_interval=60.0, batch_observer=None,
                  reconcile_suspects=None):
         self.config = config
         self.handlers = dict(handlers)
@@ -191,10 +191,24 @@ class EventListener:
 
         An event whose handler fails rolls back its savepoint and, with it, the
         news it had queued: nothing is announced that was not stored. The news of
-        the batch is stored with it (one INSERT) and sent after the commit.
+        the batch is stored with it (one INSERT) and sent after the commit. An event
+        that asked for something urgent (Outbox.add_first: a phone to ring) commits the
+        events so far at once, and the rest follow in a transaction of their own.
+        Events committed are removed from batch: a retry applies only the rest.
         """
+        while batch:
+            done = self._apply_part(batch)
+            self.events_applied += done
+            self.applied_by_name.update(name for name, _ in batch[:done]
+                                        if name is not _RECONCILE)
+            del batch[:done]
+
+    def _apply_part(self, batch):
+        """Apply batch up to its end or its first urgent event, in one transaction; returns
+        how many events were applied."""
         outbox = Outbox()
         observer = self.batch_observer
+        applied = 0
         # The writer keeps its connection from batch to batch (opening one and setting its
         # pragmas cost ~10 % of a small batch); a batch that fails drops it (run_writer).
         if db.is_closed():
@@ -204,9 +218,11 @@ class EventListener:
             for name, event in batch:
                 observer.before_event("reconcile" if name is _RECONCILE else name)
                 self._apply_one(name, event, outbox)
+                applied += 1
+                if outbox.urgent:
+                    break
             observer.end_batch()
-        self.events_applied += len(batch)
-        self.applied_by_name.update(name for name, _ in batch if name is not _RECONCILE)
+        return applied
 
     def _apply_one(self, name, event, outbox, retry=True):
         """One event in its own savepoint; a failure drops what it wrote and queued."""

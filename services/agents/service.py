@@ -5,6 +5,7 @@ import time
 
 import peewee
 
+from models import fastsql
 from models.agent import Agent, AgentStateChange
 from models.db import db_session, utcnow
 from services.agents import state as ag
@@ -193,9 +194,9 @@ class AgentService:
             where &= _same_or_null(Agent.state_reason, agent.state_reason)
         if Agent.update(**values).where(where).execute() != 1:
             return False
-        AgentStateChange.create(agent=agent.id, from_state=agent.state, to_state=target,
-                                reason=values["state_reason"], at=now, source=source,
-                                call_id=call_id or agent.call_id)
+        fastsql.insert_values(AgentStateChange, agent=agent.id, from_state=agent.state,
+                              to_state=target, reason=values["state_reason"], at=now,
+                              source=source, call_id=call_id or agent.call_id)
         for key, value in values.items():
             setattr(agent, key, value)
         self.notifier.state_changed(agent, outbox)
@@ -274,8 +275,10 @@ class AgentService:
         due = list(Agent.select().where((Agent.state == ag.WRAP_UP) &
                                         (Agent.wrapup_until <= now)))
         moved = 0
-        for agent in due:
-            with Outbox().atomic() as outbox:
+        if not due:
+            return moved
+        with Outbox().atomic() as outbox:  # one commit for the round, not one per agent
+            for agent in due:
                 moved += self._move(agent, ag.AVAILABLE, None, SOURCE_TIMER, outbox,
                                     expect_call=agent.call_id)
         return moved

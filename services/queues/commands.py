@@ -71,7 +71,8 @@ class QueueCommands:
             logger.warning("queues: cannot dial agent endpoint %r: %s", endpoint, exc)
             outbox.add(on_fail, "bad-endpoint")
             return
-        outbox.add(self._originate, command, leg_uuid, on_fail, node, still_wanted)
+        # First after the commit: the phone rings before the batch's other commands go out.
+        outbox.add_first(self._originate, command, leg_uuid, on_fail, node, still_wanted)
 
     def _originate(self, command, leg_uuid, on_fail, node=None, still_wanted=None):
         if still_wanted is not None and not still_wanted():

@@ -56,3 +56,23 @@ def test_a_batch_announces_after_its_commit_even_when_redis_is_slow_to_return(bo
     # the next batch does not overtake the news that waited
     assert announced_ids(conn) == ["d1", "d2", "d3"]
     assert OutboxMessage.select().count() == 0
+
+
+def test_an_urgent_action_goes_out_before_the_rest_of_the_batch_is_applied(bound_db):
+    """A phone to ring (Outbox.add_first) does not wait for the events behind it."""
+    seen = []
+
+    def applied(event, outbox):
+        seen.append(("applied", event["id"]))
+
+    def rings(event, outbox):
+        seen.append(("applied", event["id"]))
+        outbox.add(seen.append, ("after-commit", event["id"]))
+        outbox.add_first(seen.append, ("ring", event["id"]))
+
+    listener = EventListener({}, {"GOOD": applied, "OFFER": rings}, reconcile=None)
+    batch = [("GOOD", {"id": "e1"}), ("OFFER", {"id": "e2"}), ("GOOD", {"id": "e3"})]
+    listener.apply_batch(batch)
+    assert seen == [("applied", "e1"), ("applied", "e2"), ("ring", "e2"),
+                    ("after-commit", "e2"), ("applied", "e3")]
+    assert listener.events_applied == 3 and batch == []
