@@ -22,6 +22,7 @@ import gevent
 import redis
 import websocket
 
+from services.redis_client import seq_key
 from tests.conftest import Stack, free_port, stack_env, wait_until
 
 # kind -> (destination prefix or None for inbound, exact final status)
@@ -305,8 +306,14 @@ class Soak:
             if live == 0 and unsent == 0 and not self.sim.channels:
                 break
             gevent.sleep(1.0)
-        gevent.sleep(3.0)  # let the last news reach the live feed
         database.close()
+        # The live feed has every message once it read the channel's last id (a web
+        # process may still be reconnecting to Redis after the outage).
+        published = redis.Redis.from_url(self.redis.url)
+        wait_until(lambda: self.feed.last_id is not None and self.feed.last_id >= int(
+            published.get(seq_key("calls")) or 0), max(5.0, deadline - time.monotonic()),
+            0.2, "the live feed to read the last message published on calls")
+        published.close()
 
     def check(self):
         database = self._database()
