@@ -128,8 +128,10 @@ def test_a_ready_recording_is_transcribed_with_speakers_times_and_phrases(stereo
     assert utterances[3]["sentiment"] > 0.05 and transcript["customer_sentiment"] > 0
     assert transcript["analysis"]["overlaps"]["count"] == 1
     assert transcript["analysis"]["channel_map"] == {"0": "customer", "1": "agent"}
-    types = wait_until(lambda: [m["type"] for m in channel.messages
-                                if m["data"].get("call_id") == call_id] or None, 10)
+    # The transcript is in the API as soon as it is committed; its news follows.
+    types = wait_until(lambda: (lambda seen: seen if "call.transcribed" in seen else None)(
+        [m["type"] for m in channel.messages if m["data"].get("call_id") == call_id]), 10,
+        message="call.transcribed on the live channel")
     assert types[-2:] == ["recording.ready", "call.transcribed"]
     announced = [m for m in channel.messages if m["type"] == "call.transcribed"][-1]["data"]
     assert announced["agent_id"] == "A1" and announced["phrases"] == ["compliance", "risk"]
