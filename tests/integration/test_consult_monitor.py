@@ -55,6 +55,17 @@ def agents(stack):
                  for phone in ("user/1001", "user/1002"))
 
 
+def ready_again(stack, agent_id):
+    """End the agent's wrap-up once the events process has seen its call end (a ready sent
+    while it is still on the call is refused, and the next test would wait out 30 s)."""
+    wait_until(lambda: agent_state(stack, agent_id) in ("wrap-up", "available"), 10,
+               message=f"agent {agent_id} out of its call")
+    if agent_state(stack, agent_id) == "wrap-up":
+        stack.post(f"/api/agents/{agent_id}/ready")
+    wait_until(lambda: agent_state(stack, agent_id) == "available", 5,
+               message=f"agent {agent_id} available")
+
+
 def test_attended_transfer_complete(stack, sim, agents):
     first, second = agents
     call = bridged_call(stack, first)
@@ -83,7 +94,7 @@ def test_attended_transfer_complete(stack, sim, agents):
                message="the customer hung up with the second agent")
     wait_until(lambda: call_of(stack, call["id"])["status"] == "completed", 10)
     for agent_id in agents:
-        stack.post(f"/api/agents/{agent_id}/ready")
+        ready_again(stack, agent_id)
 
 
 def test_attended_transfer_cancel(stack, sim, agents):
@@ -114,7 +125,7 @@ def test_attended_transfer_cancel(stack, sim, agents):
     ended = stack.post(f"/api/calls/{call['id']}/transfer", {"attended": True,
                                                               "to": "answer-x"})
     assert ended.status_code == 409 and ended.json()["error_id"] == "call_not_live"
-    stack.post(f"/api/agents/{first}/ready")
+    ready_again(stack, first)
 
 
 def test_monitor_listen_switch_and_stop(stack, sim, agents):
@@ -159,7 +170,7 @@ def test_monitor_listen_switch_and_stop(stack, sim, agents):
     wait_until(lambda: not {call["fs_uuid"], call["agent_leg_uuid"]} & set(sim.channels), 10)
     ended = stack.post(f"/api/calls/{call['id']}/monitor", {"endpoint": "user/1003"})
     assert ended.status_code == 409 and ended.json()["error_id"] == "call_not_live"
-    stack.post(f"/api/agents/{first}/ready")
+    ready_again(stack, first)
 
 
 @pytest.mark.parametrize("mode", ["whisper", "barge"])
@@ -178,4 +189,4 @@ def test_monitor_starts_in_the_mode_asked(stack, sim, agents, mode):
     stack.post(f"/api/calls/{call['id']}/end")
     wait_until(lambda: not {call["fs_uuid"], call["agent_leg_uuid"], leg} & set(sim.channels),
                10, message="every leg hung up, the monitor's too")
-    stack.post(f"/api/agents/{first}/ready")
+    ready_again(stack, first)
