@@ -76,7 +76,9 @@ def reference(sim, n=200):
     return seen
 
 
-def setup_queue(db_url, agents):
+def setup_queue(db_url, agents, first_phone=2001, prefix="b", route=("exact", "8005550000")):
+    """One queue `bench` (longest idle, wrap-up 0) with agents available on phones
+    first_phone..., and an inbound route (match, number) to it."""
     from models import db, init_db, migrate_database
     from models.agent import Agent
     from models.queue import InboundRoute, Queue, QueueMember
@@ -86,11 +88,11 @@ def setup_queue(db_url, agents):
     Queue.create(id="bench", name="bench", wrapup_seconds=0, ring_timeout=15)
     now = datetime.datetime.utcnow()
     for i in range(agents):
-        Agent.create(id=f"b{i:03d}", name=f"b{i:03d}", endpoint=f"user/{2001 + i}",
-                     wrapup_seconds=0, state="available", state_since=now)
-        QueueMember.create(queue="bench", agent=f"b{i:03d}")
-    InboundRoute.create(match="exact", number="8005550000", target_type="queue",
-                        target="bench")
+        Agent.create(id=f"{prefix}{i:03d}", name=f"{prefix}{i:03d}",
+                     endpoint=f"user/{first_phone + i}", wrapup_seconds=0, state="available",
+                     state_since=now)
+        QueueMember.create(queue="bench", agent=f"{prefix}{i:03d}")
+    InboundRoute.create(match=route[0], number=route[1], target_type="queue", target="bench")
 
 
 class Watch:

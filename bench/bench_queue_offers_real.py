@@ -48,6 +48,7 @@ import gevent.lock  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.bench_queue_offers import setup_queue  # noqa: E402
 from tests.conftest import RedisServer, Stack, stack_env, wait_until  # noqa: E402
 from tests.integration.conftest import start_real_freeswitch, stop_real_freeswitch  # noqa: E402
 
@@ -245,22 +246,6 @@ def make_database(url, label):
     return f"{base}/{name}", drop
 
 
-def setup_queue(db_url, agents):
-    from models import db, init_db, migrate_database
-    from models.agent import Agent
-    from models.queue import InboundRoute, Queue, QueueMember
-    init_db(db_url)
-    db.connect(reuse_if_open=True)
-    migrate_database()
-    Queue.create(id="bench", name="bench", wrapup_seconds=0, ring_timeout=15)
-    now = datetime.datetime.utcnow()
-    for i in range(agents):
-        Agent.create(id=f"r{i:02d}", name=f"r{i:02d}", endpoint=f"user/{FIRST_AGENT_PHONE + i}",
-                     wrapup_seconds=0, state="available", state_since=now)
-        QueueMember.create(queue="bench", agent=f"r{i:02d}")
-    InboundRoute.create(match="prefix", number=PREFIX, target_type="queue", target="bench")
-
-
 def arrivals(esl, rate, seconds, patience, run_no):
     """Callers at rate per second for seconds, a reference originate on the phone 1000
     every 0.5 s meanwhile; returns (the numbers called, the references in ms)."""
@@ -407,7 +392,8 @@ def run_rate(args, switch, workdir, rate, run_no):
     idle_ref = [esl.reference(FIRST_AGENT_PHONE) for _ in range(args.references)]
     wait_until(lambda: not channels_left(switch), 15, 0.1, "reference legs gone")
     redis_server = RedisServer(label).start()
-    setup_queue(db_url, args.agents)
+    setup_queue(db_url, args.agents, first_phone=FIRST_AGENT_PHONE, prefix="r",
+                route=("prefix", PREFIX))
     env = stack_env(db_url, redis_server.url, 0, label, **switch.env, DEFAULT_GATEWAY="farend",
                     LOG_LEVEL="WARNING", AGENT_WRAPUP_CHECK_INTERVAL="0.2",
                     **dict(item.split("=", 1) for item in args.set))
