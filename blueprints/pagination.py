@@ -10,6 +10,8 @@ from flask import g, request
 from flask_smorest import Page
 from marshmallow import ValidationError, fields
 
+from services.database import page_rows
+
 LINK_DESCRIPTION = ('RFC 8288 links: `<url>; rel="next"` when a next page may exist; the '
                     "URL pages by `cursor` (keyset: stable while calls are added)")
 
@@ -30,7 +32,7 @@ class PeeweePage(Page):
         params = self.page_params
         if params.first_item > self.MAX_OFFSET:
             return []
-        return list(self.collection.limit(params.page_size).offset(params.first_item))
+        return page_rows(self.collection.limit(params.page_size).offset(params.first_item))
 
     @property
     def item_count(self):
@@ -74,7 +76,7 @@ class CallPage(PeeweePage):
         from flask import current_app
         if request.args.get("cursor"):
             params = self.page_params
-            items = list(self.collection.limit(params.page_size))
+            items = page_rows(self.collection.limit(params.page_size))
         else:
             items = super().items
         if items and len(items) == self.page_params.page_size:

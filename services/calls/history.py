@@ -1,5 +1,5 @@
 """Reading the call log: the filtered history, a page's recordings, a call's event trail."""
-from models import Call, CallEvent
+from models import Call, CallEvent, fastsql
 from models.call import LIVE_STATUSES
 from models.recording import Recording
 from models.transcript import Transcript
@@ -53,7 +53,8 @@ def _after(cursor, ascending):
 def attach_recordings(calls):
     """Load the recordings of a page of calls with one query (not one per call)."""
     ids = [call.id for call in calls]
-    recordings = {r.call_id: r for r in Recording.select().where(Recording.call.in_(ids))}
+    recordings = {r.call_id: r for r in fastsql.select_all(
+        Recording.select().where(Recording.call.in_(ids)))}
     for call in calls:
         call.recording_summary = recording_summary(recordings.get(call.id))
     return calls

@@ -85,6 +85,13 @@ class CallSchema(Schema):
     node = fields.String(dump_only=True, allow_none=True, metadata={
         "description": "the FreeSWITCH node (FREESWITCH_NODES) the call is on"})
 
+    def dump(self, obj, *, many=None):
+        """The fast dump (dump_call) when this is the plain schema; marshmallow's otherwise."""
+        many = self.many if many is None else bool(many)
+        if _PLAN is None or type(self) is not CallSchema or self.only or self.exclude:
+            return super().dump(obj, many=many)
+        return [dump_call(call) for call in obj] if many else dump_call(obj)
+
 
 _CALL_SCHEMA = CallSchema()
 
@@ -128,7 +135,7 @@ _PLAN = _dump_plan(_CALL_SCHEMA)
 def dump_call(call):
     """The REST representation of a call: exactly CallSchema's dump, field by field."""
     if _PLAN is None:
-        return _CALL_SCHEMA.dump(call)
+        return Schema.dump(_CALL_SCHEMA, call)
     out = {}
     for name, key, attr, field, fast in _PLAN:
         if fast is None:
