@@ -9,6 +9,19 @@ ENQUEUE = "enqueue"  # target = queue name, name = dotted job path, payload = [a
 KINDS = (PUBLISH, ENQUEUE)
 
 
+class NeverReusedId(peewee.BigAutoField):
+    """An id no row ever gets twice: AUTOINCREMENT on SQLite (which otherwise starts again
+    after the largest id left, at 1 when the table is empty); PostgreSQL's sequence never
+    reuses one. See migration 0011."""
+
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        database = self.model._meta.database
+        if isinstance(getattr(database, "obj", database), peewee.SqliteDatabase):
+            return peewee.NodeList((node, peewee.SQL("AUTOINCREMENT")))
+        return node
+
+
 class OutboxMessage(BaseModel):
     """One piece of news not yet handed to Redis; deleted once it has been.
 
@@ -16,7 +29,7 @@ class OutboxMessage(BaseModel):
     behind (Redis was down, the process died) goes out before newer news.
     """
 
-    id = peewee.BigAutoField()
+    id = NeverReusedId()
     kind = peewee.CharField(max_length=16)
     target = peewee.CharField(max_length=64)
     name = peewee.CharField(max_length=255)

@@ -222,3 +222,24 @@ def test_the_migrate_command_checks_and_upgrades(database_url, capsys):
     assert migrate_command(["--database-url", database_url]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert migrate_command(["--database-url", database_url, "--check"]) == 0
+
+
+def test_outbox_rows_waiting_at_the_upgrade_are_kept_and_no_id_comes_back(database):
+    """0011: news waiting in the outbox survives the rebuild (ids and all); afterwards an
+    emptied outbox does not give its old ids again (SQLite did, and a sender took the new
+    rows for its own sent ones)."""
+    upgrade(database, target=10)
+    for n in (1, 2, 3):
+        database.execute_sql(
+            "INSERT INTO outbox_message (kind, target, name, payload, created_at) "
+            f"VALUES ('publish', 'calls', 'call.ended', '{{\"n\": {n}}}', '2026-12-01 12:00:00')")
+    before = database.execute_sql("SELECT id, payload FROM outbox_message ORDER BY id").fetchall()
+    upgrade(database)
+    assert database.execute_sql(
+        "SELECT id, payload FROM outbox_message ORDER BY id").fetchall() == before
+    database.execute_sql("DELETE FROM outbox_message")
+    database.execute_sql(
+        "INSERT INTO outbox_message (kind, target, name, payload, created_at) "
+        "VALUES ('publish', 'calls', 'call.ended', '{}', '2026-12-01 12:00:01')")
+    new_id = database.execute_sql("SELECT id FROM outbox_message").fetchone()[0]
+    assert new_id > before[-1][0]

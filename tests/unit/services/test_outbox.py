@@ -179,3 +179,30 @@ def test_news_the_relay_sent_while_a_commit_waited_for_the_lock_goes_out_once(
     relay_lock.release()
     committer.join(5)
     assert sent(redis_client) == [("call.ended", {"id": "c1"})]
+
+
+def test_a_commit_never_takes_newer_news_under_its_old_ids_for_its_own(
+        publisher, redis_client, monkeypatch):
+    """The relay sent a waiting commit's rows and emptied the table; another process stored
+    news before the commit got the lock. Its rows must not pass for the commit's (SQLite
+    reused ids once the table was empty): they go out once, after, and nothing is lost."""
+    monkeypatch.setattr(outbox_module, "LOCK_WAIT", 5.0)
+    relay_lock = SendLock(redis_client)
+    assert relay_lock.acquire()
+
+    def commit():
+        with Outbox().atomic() as outbox:
+            outbox.publish(publisher, "calls", "call.ended", {"id": "c1"})
+    committer = gevent.spawn(commit)
+    wait_until(lambda: OutboxMessage.select().count() == 1, 5, 0.01, "the commit")
+    first_id = OutboxMessage.select().get().id
+    assert send_stored(publisher, redis_client, 100) == (1, False)  # the relay sent it
+    with db.atomic():  # another process's commit, its own send still to come
+        outbox_module.store([("publish", publisher, "calls", "call.ended",
+                              outbox_module.encode_data({"id": "c2"}))])
+    assert OutboxMessage.select().get().id > first_id  # an id never given before
+    relay_lock.release()
+    committer.join(5)
+    assert OutboxMessage.select().count() == 1  # c2 waits for its sender, not deleted
+    assert send_stored(publisher, redis_client, 100) == (1, False)
+    assert sent(redis_client) == [("call.ended", {"id": "c1"}), ("call.ended", {"id": "c2"})]
