@@ -86,31 +86,6 @@ def insert_values(model, **values):
     db.execute_sql(sql, [f.db_value(values[f.name]) for f in fields])
 
 
-def select_one(model, field_name, value):
-    """The first row whose field equals value, as a clean model instance, or None.
-
-    The same SELECT as model.find_by, run without peewee's query and cursor-wrapper
-    machinery (resolving the columns of a result costs more than reading the row).
-    """
-    key = (db.obj, "select_one", model, field_name)
-    cached = _CACHE.get(key)
-    if cached is None:
-        sql, _ = model.select().where(getattr(model, field_name) == "").limit(1).sql()
-        cached = _CACHE[key] = [sql, None]
-    cursor = db.execute_sql(cached[0], (value, 1))
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    if cached[1] is None:
-        columns = model._meta.columns
-        cached[1] = [(columns[d[0]].name, columns[d[0]].python_value)
-                     for d in cursor.description]
-    instance = model(__no_default__=1, **{name: convert(v) if v is not None else None
-                                          for (name, convert), v in zip(cached[1], row)})
-    instance._dirty.clear()
-    return instance
-
-
 def _converters(model, description):
     key = (db.obj, "columns", model, tuple(d[0] for d in description))
     converters = _CACHE.get(key)
@@ -121,6 +96,61 @@ def _converters(model, description):
     return converters
 
 
+def _instance(model, converters, row):
+    instance = model(__no_default__=1, **{name: convert(v) if v is not None else None
+                                          for (name, convert), v in zip(converters, row)})
+    instance._dirty.clear()
+    return instance
+
+
+def _instances(model, cursor):
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    converters = _converters(model, cursor.description)
+    return [_instance(model, converters, row) for row in rows]
+
+
+def select_one(model, field_name, value):
+    """The first row whose field equals value, as a clean model instance, or None.
+
+    The same SELECT as model.find_by, run without peewee's query and cursor-wrapper
+    machinery (resolving the columns of a result costs more than reading the row).
+    """
+    key = (db.obj, "select_one", model, field_name)
+    sql = _CACHE.get(key)
+    if sql is None:
+        sql = _CACHE[key] = model.select().where(
+            getattr(model, field_name) == "").limit(1).sql()[0]
+    cursor = db.execute_sql(sql, (value, 1))
+    row = cursor.fetchone()
+    return None if row is None else _instance(model, _converters(model, cursor.description),
+                                              row)
+
+
+def select_where(model, field_name, value):
+    """Every row whose field equals value, as clean model instances (id order)."""
+    return select_rows(model, ("where", field_name), lambda: model.select().where(
+        getattr(model, field_name) == value).order_by(model._meta.primary_key), [value])
+
+
+def select_rows(model, shape, build, params):
+    """The rows of a query whose SQL text depends only on shape, as clean instances.
+
+    build() makes the peewee query (whole rows of model) once per shape; params are
+    the values it binds, in its order (checked the first time: a query whose values
+    come in another order must not be cached this way).
+    """
+    key = (db.obj, "select_rows", model, shape)
+    sql = _CACHE.get(key)
+    if sql is None:
+        sql, built = build().sql()
+        if list(built) != list(params):
+            raise ValueError(f"select_rows {shape}: the query binds {built!r}, not {params!r}")
+        _CACHE[key] = sql
+    return _instances(model, db.execute_sql(sql, params))
+
+
 def select_all(query):
     """The rows of a peewee SELECT of whole rows of one model, as clean instances.
 
@@ -128,18 +158,8 @@ def select_all(query):
     without peewee's cursor wrapper: for a page of 50 calls these two are most of the
     request's CPU. A query with a join (or its own column list) runs as peewee's.
     """
-    model = query.model
     if not isinstance(query, ModelSelect) or query._joins or not query._is_default or \
             len(query._from_list) != 1:
         return list(query)
     sql, params = query.select(SQL("*")).sql()
-    cursor = db.execute_sql(sql, params)
-    converters = _converters(model, cursor.description)
-    instances = []
-    for row in cursor.fetchall():
-        instance = model(__no_default__=1, **{
-            name: convert(v) if v is not None else None
-            for (name, convert), v in zip(converters, row)})
-        instance._dirty.clear()
-        instances.append(instance)
-    return instances
+    return _instances(query.model, db.execute_sql(sql, params))

@@ -9,7 +9,7 @@ actions.py does what a queue says when it is closed, has nobody or waited too lo
 import datetime
 import logging
 
-from models import Call, utcnow
+from models import Call, fastsql, utcnow
 from models.agent import LOGGED_OUT, WRAP_UP, Agent
 from models.queue import (
     ABANDONED,
@@ -59,7 +59,7 @@ class QueueEngine:
         """An inbound call FreeSWITCH answered and parked: route it by the number dialled."""
         if call.direction != "inbound" or call.agent_id or call.mode or call.agent_leg_uuid:
             return
-        if QueueEntry.select().where(QueueEntry.call_id == call.id).exists():
+        if fastsql.select_one(QueueEntry, "call_id", call.id) is not None:
             return  # routed already (a replayed or reconciled answer)
         route = queue_routes.match_route(call.to_number,
                                          self.config.get("INBOUND_DEFAULT_QUEUE") or None)
@@ -74,7 +74,7 @@ class QueueEngine:
         caller's agent gets the queue's wrap-up time."""
         if call.direction != "inbound":
             return
-        for entry in QueueEntry.select().where(QueueEntry.call_id == call.id):
+        for entry in fastsql.select_where(QueueEntry, "call_id", call.id):
             if entry.status in ENTRY_LIVE:
                 self.leave(entry, ABANDONED, outbox)
             elif entry.status == ANSWERED:

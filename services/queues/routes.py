@@ -9,6 +9,7 @@ queue: match_route returns an unsaved route for it (id None, match "default").
 import logging
 import re
 
+from models import fastsql
 from models.queue import MATCH_EXACT, MATCH_PREFIX, TARGET_QUEUE, InboundRoute, Queue
 
 logger = logging.getLogger(__name__)
@@ -28,19 +29,22 @@ def _prefixes(number):
 
 
 def find_route(number):
-    """The most specific stored route for number, or None."""
+    """The most specific stored route for number, or None.
+
+    One query for the exact route and every prefix route that starts the number; its SQL
+    is built once per number length (the events process routes every inbound call)."""
     number = (number or "").strip()
     if not number or len(number) > 64:
         return None
-    exact = InboundRoute.get_or_none((InboundRoute.match == MATCH_EXACT)
-                                     & (InboundRoute.number == number))
-    if exact is not None:
-        return exact
-    candidates = list(InboundRoute.select().where(
-        (InboundRoute.match == MATCH_PREFIX) & InboundRoute.number.in_(_prefixes(number))))
+    prefixes = _prefixes(number)
+    candidates = fastsql.select_rows(
+        InboundRoute, ("route", len(prefixes)), lambda: InboundRoute.select().where(
+            ((InboundRoute.match == MATCH_EXACT) & (InboundRoute.number == number))
+            | ((InboundRoute.match == MATCH_PREFIX) & InboundRoute.number.in_(prefixes))),
+        [MATCH_EXACT, number, MATCH_PREFIX, *prefixes])
     if not candidates:
         return None
-    return max(candidates, key=lambda route: len(route.number))
+    return max(candidates, key=lambda route: (route.match == MATCH_EXACT, len(route.number)))
 
 
 def default_route(default_queue):
@@ -48,7 +52,7 @@ def default_route(default_queue):
     names no queue: then the call stays parked, logged at warning)."""
     if not default_queue:
         return None
-    if Queue.get_or_none(Queue.id == default_queue) is None:
+    if fastsql.select_one(Queue, "id", default_queue) is None:
         logger.warning("INBOUND_DEFAULT_QUEUE names queue %r, which does not exist",
                        default_queue)
         return None
