@@ -82,8 +82,13 @@ if [ "$APPLY" = 1 ]; then
   find_fs_cli
   fs "$CURRENT_PASSWORD" "reload mod_event_socket" >/dev/null \
     || die "fs_cli could not connect with the current password (--current-password)"
-  for _ in $(seq 50); do fs "$PASSWORD" status >/dev/null 2>&1 && break; sleep 0.2; done
-  fs "$PASSWORD" status >/dev/null 2>&1 || die "the Event Socket does not take the new password"
+  # The module restarts its listener once the reloading connection has gone: a few
+  # seconds on a busy machine. Wait up to a minute.
+  deadline=$(( $(date +%s) + 60 ))
+  until fs "$PASSWORD" status >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "the Event Socket does not take the new password"
+    sleep 0.2
+  done
 fi
 
 echo "2. The gateway directory: $CONF/sip_profiles/external/cc-gateways (owner $FS_USER:$FS_GROUP, 0750)"
@@ -124,7 +129,8 @@ if [ "$APPLY" = 1 ]; then
   out=$(fs "$PASSWORD" reloadxml) && [[ "$out" == *"+OK"* ]] || die "reloadxml: $out"
   fs "$PASSWORD" "sofia profile external restart" >/dev/null
   # The restart is asynchronous: wait until the profile is back and runs its gateways.
-  for _ in $(seq 100); do
+  deadline=$(( $(date +%s) + 60 ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
     sleep 0.2
     out=$(fs "$PASSWORD" "sofia xmlstatus profile external" 2>/dev/null || true)
     [[ "$out" == *"<profile-info>"* ]] && break
