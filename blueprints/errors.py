@@ -15,7 +15,7 @@ from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from werkzeug.exceptions import HTTPException
 
 from blueprints.access.limits import seconds_until_reset
-from services.database import rollback_failed_statement
+from services.database import is_transient_conflict, rollback_failed_statement
 from services.errors import FreeSwitchUnavailable, ServiceError
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,14 @@ def data_error(exc):
 
 
 def database_down(exc):
+    if is_transient_conflict(exc):
+        # Not an outage: PostgreSQL rolled this request back to break a deadlock with
+        # another writer (the services run such transactions again themselves first).
+        logger.warning("%s %s lost a deadlock with another writer: %s", request.method,
+                       request.path, str(exc).splitlines()[0][:200])
+        rollback_failed_statement()
+        return error_body(503, "another change to the same data went first; try again",
+                          error_id="database_conflict"), 503, RETRY_SOON
     logger.error("database unavailable: %s", exc)
     return error_body(503, "the database is unavailable; try again shortly",
                       error_id="database_unavailable"), 503, RETRY_SOON

@@ -84,6 +84,20 @@ def is_sqlite():
     return isinstance(db.obj, peewee.SqliteDatabase)
 
 
+# PostgreSQL's answers that mean "this transaction lost a race; run it again": a deadlock
+# (the other side went on) and a serialization failure.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient_conflict(exc):
+    """Whether exc (as peewee raised it) is a deadlock or serialization failure: the
+    transaction was rolled back and running it again is the fix."""
+    for cause in (exc, *getattr(exc, "args", ())[:1], exc.__cause__, exc.__context__):
+        if getattr(cause, "pgcode", None) in TRANSIENT_SQLSTATES:
+            return True
+    return False
+
+
 def utcnow():
     """Naive UTC now: stored naive, always meaning UTC, on every engine."""
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

@@ -6,7 +6,7 @@ import logging
 import peewee
 
 from models import fastsql
-from models.db import db
+from models.db import db, is_transient_conflict  # noqa: F401  (for the HTTP layer)
 
 logger = logging.getLogger(__name__)
 

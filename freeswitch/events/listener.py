@@ -7,6 +7,7 @@ up with a burst), then publishes after the commit.
 """
 import collections
 import logging
+import random
 import time
 
 import gevent
@@ -17,6 +18,7 @@ from freeswitch.esl.commands import take_channel_snapshot
 from freeswitch.esl.connection import ESLConnection, FreeSwitchUnavailable
 from freeswitch.events.logline import log_applied
 from models import db, utcnow
+from models.db import is_transient_conflict
 from services.calls.guard import CallChangedMeanwhile
 from services.outbox import Outbox
 
@@ -255,12 +257,19 @@ class EventListener:
                 try:
                     self.apply_batch(batch)
                     break
-                except Exception:
+                except Exception as exc:
+                    attempt += 1
+                    if is_transient_conflict(exc) and attempt <= 3:
+                        # A deadlock's victim (an API request locked the call and its agent
+                        # in the other order): rolled back, the other side went on.
+                        logger.warning("a deadlock rolled back %d events; applying them "
+                                       "again", len(batch))
+                        gevent.sleep(random.uniform(0.005, 0.05))
+                        continue
                     # The database itself failed (locked, down): keep the batch and retry
                     # rather than lose events; the bounded queue holds the rest. The
                     # connection may be broken: the retry opens a new one.
                     _drop_connection()
-                    attempt += 1
                     logger.exception("could not commit %d events (attempt %d); retrying",
                                      len(batch), attempt)
                     gevent.sleep(min(2 ** attempt, 10))
