@@ -1,8 +1,9 @@
 """Benchmark: /ws publish-to-receive latency under fan-out; idle connections one web process holds.
 
-Starts its own redis-server and ONE web process (gunicorn, gevent worker, as
-the Procfile runs it but with --worker-connections raised) on free loopback
-ports; the WebSocket clients are gevent sockets in this process.
+Starts its own redis-server and --webs web processes (default 1; each gunicorn with one
+gevent worker, as the Procfile runs `web` on a dyno, with --worker-connections raised) on
+free loopback ports; the WebSocket clients are gevent sockets in this process, spread
+evenly over the web processes (--clients is the number per web process).
 
 1. Latency: N clients (default 1,000) subscribe to `calls`; messages are
    published through the real Publisher at R/s (default 200) for D seconds.
@@ -18,7 +19,10 @@ ports; the WebSocket clients are gevent sockets in this process.
 Prints figures; asserts nothing about speed. Bounded in time (< 3 minutes).
 
     .venv/bin/python bench/bench_ws.py [--clients 1000] [--rate 200] [--seconds 10]
-                                       [--max-connections 10000]
+                                       [--max-connections 10000] [--webs 4]
+
+Issue 18's layout: `--webs 4 --clients 1000 --rate 200` (4,000 clients, 1,000 on each web
+process, 200 messages/s). The idle-connections phase runs with one web process only.
 """
 from gevent import monkey
 
@@ -232,16 +236,21 @@ def publish_steadily(notifier, rate, seconds, padding):
     return count, time.perf_counter() - start, late
 
 
-def probe_and_publish(port, redis_url, probes, rate, seconds):
-    """The --probe mode: P probe clients and the publisher, in a process of their own.
+def probe_and_publish(ports, redis_url, probes, rate, seconds):
+    """The --probe mode: P probe clients (spread over the web processes' ports) and the
+    publisher, in a process of their own.
 
     Kept apart from the 1,000-client process so that neither the publisher's
     pacing nor the probes' wake-ups wait behind the other clients' reads.
     """
     import redis
-    clients, errors = open_many(port, probes)
-    if errors:
-        raise errors[0]
+    clients = []
+    for index, port in enumerate(ports):
+        share = probes // len(ports) + (1 if index < probes % len(ports) else 0)
+        opened, errors = open_many(port, share)
+        if errors:
+            raise errors[0]
+        clients += opened
     count = int(rate * seconds)
     latencies = [[] for _ in clients]
     readers = [gevent.spawn(probe_reader, c, lat, count) for c, lat in zip(clients, latencies)]
@@ -264,27 +273,37 @@ def percentile(ordered, pct):
     return ordered[min(len(ordered) - 1, round(pct / 100.0 * (len(ordered) - 1)))]
 
 
-def bench_latency(port, redis_url, worker, clients_wanted, probes_wanted, rate, seconds):
+def bench_latency(webs, redis_url, clients_per_web, probes_wanted, rate, seconds):
+    """webs: [(proc, port, worker)]; clients_per_web clients on each (the probes included)."""
+    ports = [port for _, port, _ in webs]
     helper = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--probe", redis_url, "--port", str(port),
-         "--probes", str(probes_wanted), "--rate", str(rate), "--seconds", str(seconds)],
+        [sys.executable, os.path.abspath(__file__), "--probe", redis_url,
+         "--ports", ",".join(map(str, ports)), "--probes", str(probes_wanted),
+         "--rate", str(rate), "--seconds", str(seconds)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
     # The other clients stand in for browsers on other machines: on this shared
     # box they must not starve the server or the measuring process of CPU.
     os.nice(10)
     t0 = time.perf_counter()
-    sinks, errors = open_many(port, clients_wanted - probes_wanted)
+    sinks, errors = [], []
+    for index, port in enumerate(ports):
+        probes_here = probes_wanted // len(ports) + (1 if index < probes_wanted % len(ports)
+                                                     else 0)
+        opened, failed = open_many(port, clients_per_web - probes_here)
+        sinks += opened
+        errors += failed
     print(f"  connected {len(sinks)} clients in {time.perf_counter() - t0:.1f}s "
           f"({len(errors)} failed{': ' + repr(errors[0]) if errors else ''}); "
           "this process runs at nice 10")
     drained = [0]
     readers = [gevent.spawn(sink_reader, c, drained) for c in sinks]
     assert helper.stdout.readline().strip() == b"ready", "the probe process did not start"
-    worker.cpu_percent(None)
+    for _, _, worker in webs:
+        worker.cpu_percent(None)
     helper.stdin.write(b"go\n")
     helper.stdin.flush()
     result = json.loads(helper.stdout.readline())
-    cpu = worker.cpu_percent(None)
+    cpus = [worker.cpu_percent(None) for _, _, worker in webs]
     helper.wait(30)
     gevent.sleep(0.5)
     for reader in readers:
@@ -292,14 +311,14 @@ def bench_latency(port, redis_url, worker, clients_wanted, probes_wanted, rate, 
     total = len(sinks) + result["probes"]
     print(f"  published {result['published']} messages in {result['took']:.1f}s "
           f"({result['published'] / result['took']:.0f}/s, {result['late']} sent late); "
-          f"web worker CPU {cpu:.0f}%")
+          "web worker CPU " + " / ".join(f"{cpu:.0f}%" for cpu in cpus))
     print(f"  {result['probes']} probes x {result['published']} messages: lost {result['lost']}; "
           f"{len(sinks)} other clients drained {drained[0] / 1e6:.0f} MB")
     print("  latency publish -> received (ms): "
           + "  ".join(f"{k} {result[k] * 1000:.1f}" for k in ("p50", "p90", "p99", "max"))
           + f"  (n={result['n']}, first second left out)")
     print(f"  deliveries: {result['published'] * total / result['took']:,.0f} frames/s "
-          f"written by one process to {total} clients")
+          f"written by {len(webs)} web process(es) to {total} clients")
     return sinks
 
 
@@ -338,30 +357,42 @@ def main():
     parser.add_argument("--max-connections", type=int, default=10000)
     parser.add_argument("--step", type=int, default=1000)
     parser.add_argument("--probe", metavar="REDIS_URL", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--webs", type=int, default=1,
+                        help="web processes (--clients on each)")
+    parser.add_argument("--ports", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
-        probe_and_publish(args.port, args.probe, args.probes, args.rate, args.seconds)
+        probe_and_publish([int(p) for p in args.ports.split(",")], args.probe, args.probes,
+                          args.rate, args.seconds)
         return
     fds = raise_fd_limit()
     workdir = tempfile.mkdtemp(prefix="bench-ws-")
     redis_server = RedisServer(workdir).start()
     # No heartbeat during the run: the idle clients here do not answer pings.
-    proc, port, worker = start_web(redis_server.url, workdir, heartbeat_ms=3_600_000)
+    webs = [start_web(redis_server.url, workdir, heartbeat_ms=3_600_000)
+            for _ in range(args.webs)]
     print(f"bench_ws: {platform.python_implementation()} {platform.python_version()}, "
-          f"{psutil.cpu_count()} CPUs, fd limit {fds}; one gunicorn gevent worker")
+          f"{psutil.cpu_count()} CPUs, fd limit {fds}, load {os.getloadavg()[0]:.2f}")
+    print(f"process layout: redis-server (pid {redis_server.proc.pid}); "
+          + "; ".join(f"web {n + 1}: gunicorn pid {proc.pid}, one gevent worker pid "
+                      f"{worker.pid}, port {port}" for n, (proc, port, worker) in enumerate(webs))
+          + "; this process: the other clients (nice 10); a helper process: the probes and "
+          "the publisher")
     clients = []
     try:
-        print(f"latency: {args.clients} clients on `calls`, {args.rate} messages/s "
-              f"for {args.seconds:.0f}s")
-        clients = bench_latency(port, redis_server.url, worker, args.clients, args.probes,
+        print(f"latency: {args.clients} clients on `calls` on each of {args.webs} web "
+              f"process(es), {args.rate} messages/s for {args.seconds:.0f}s")
+        clients = bench_latency(webs, redis_server.url, args.clients, args.probes,
                                 args.rate, args.seconds)
-        print(f"idle connections: up to {args.max_connections}")
-        clients = bench_idle(port, worker, clients, args.max_connections, args.step)
+        if args.webs == 1:
+            print(f"idle connections: up to {args.max_connections}")
+            clients = bench_idle(webs[0][1], webs[0][2], clients, args.max_connections,
+                                 args.step)
     finally:
         for client in clients:
             client.close()
-        stop_web(proc)
+        for proc, _, _ in webs:
+            stop_web(proc)
         redis_server.stop()
 
 
