@@ -368,6 +368,12 @@ def main():
     fds = raise_fd_limit()
     workdir = tempfile.mkdtemp(prefix="bench-ws-")
     redis_server = RedisServer(workdir).start()
+    # The web processes refuse a database behind the code: migrate it first (the release step).
+    from models.db import make_database
+    from models.migrations import upgrade
+    database = make_database("sqlite:///" + os.path.join(workdir, "bench.db"))
+    with database.connection_context():
+        upgrade(database)
     # No heartbeat during the run: the idle clients here do not answer pings.
     webs = [start_web(redis_server.url, workdir, heartbeat_ms=3_600_000)
             for _ in range(args.webs)]
