@@ -163,8 +163,9 @@ def test_the_relay_sends_news_left_behind_without_a_restart(outbox_db, own_redis
     assert [data["n"] for _, data in sent(conn)] == [0, 1, 2, 3, 4]
 
 
-def test_news_the_relay_sent_while_a_commit_waited_for_the_lock_goes_out_once(
-        publisher, redis_client, monkeypatch):
+def commit_waiting_for_the_relay(publisher, redis_client, monkeypatch):
+    """A commit of call.ended c1 stored and waiting for the send lock, which the relay
+    holds; returns (the relay's lock, the committing greenlet)."""
     monkeypatch.setattr(outbox_module, "LOCK_WAIT", 5.0)
     relay_lock = SendLock(redis_client)
     assert relay_lock.acquire()
@@ -174,6 +175,12 @@ def test_news_the_relay_sent_while_a_commit_waited_for_the_lock_goes_out_once(
             outbox.publish(publisher, "calls", "call.ended", {"id": "c1"})
     committer = gevent.spawn(commit)
     wait_until(lambda: OutboxMessage.select().count() == 1, 5, 0.01, "the commit")
+    return relay_lock, committer
+
+
+def test_news_the_relay_sent_while_a_commit_waited_for_the_lock_goes_out_once(
+        publisher, redis_client, monkeypatch):
+    relay_lock, committer = commit_waiting_for_the_relay(publisher, redis_client, monkeypatch)
     # the relay, holding the lock, sends the committed row before the committer can
     assert send_stored(publisher, redis_client, 100) == (1, False)
     relay_lock.release()
@@ -186,15 +193,7 @@ def test_a_commit_never_takes_newer_news_under_its_old_ids_for_its_own(
     """The relay sent a waiting commit's rows and emptied the table; another process stored
     news before the commit got the lock. Its rows must not pass for the commit's (SQLite
     reused ids once the table was empty): they go out once, after, and nothing is lost."""
-    monkeypatch.setattr(outbox_module, "LOCK_WAIT", 5.0)
-    relay_lock = SendLock(redis_client)
-    assert relay_lock.acquire()
-
-    def commit():
-        with Outbox().atomic() as outbox:
-            outbox.publish(publisher, "calls", "call.ended", {"id": "c1"})
-    committer = gevent.spawn(commit)
-    wait_until(lambda: OutboxMessage.select().count() == 1, 5, 0.01, "the commit")
+    relay_lock, committer = commit_waiting_for_the_relay(publisher, redis_client, monkeypatch)
     first_id = OutboxMessage.select().get().id
     assert send_stored(publisher, redis_client, 100) == (1, False)  # the relay sent it
     with db.atomic():  # another process's commit, its own send still to come
