@@ -8,7 +8,7 @@ import time
 
 import gevent.lock
 
-from freeswitch.esl.connection import ESLConnection, FreeSwitchError, FreeSwitchUnavailable
+from freeswitch.esl.connection import ESLConnection, FreeSwitchError, FreeSwitchUnavailable, NotSent
 
 logger = logging.getLogger(__name__)
 
@@ -148,11 +148,19 @@ class FreeSwitchCommands:
             logger.info("command connection to FreeSWITCH established")
             return self._conn
 
+    def _send(self, run):
+        """run(connection); once more on a new connection when the command never went out
+        (another command's timeout closed the shared connection while this one waited)."""
+        try:
+            return run(self._ensure())
+        except NotSent:
+            return run(self._ensure())
+
     def api(self, command, timeout=None):
-        return self._ensure().api(command, timeout=timeout)
+        return self._send(lambda conn: conn.api(command, timeout=timeout))
 
     def bgapi(self, command, job_uuid=None):
-        return self._ensure().bgapi(command, job_uuid=job_uuid)
+        return self._send(lambda conn: conn.bgapi(command, job_uuid=job_uuid))
 
     def ping(self):
         """True when FreeSWITCH answers `status`."""

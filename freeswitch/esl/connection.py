@@ -22,6 +22,12 @@ class FreeSwitchUnavailable(Exception):
     """FreeSWITCH cannot be reached or stopped answering."""
 
 
+class NotSent(FreeSwitchUnavailable):
+    """The command never went out: the connection was closed before it could be sent
+    (e.g. by another command's timeout while this one waited for the lock). Sending it
+    again on a new connection cannot run it twice."""
+
+
 class FreeSwitchError(Exception):
     """FreeSWITCH answered a command with -ERR."""
 
@@ -123,7 +129,7 @@ class ESLConnection:
         with self._lock:
             esl = self._esl
             if esl is None or not esl.connected:
-                raise FreeSwitchUnavailable("not connected to FreeSWITCH")
+                raise NotSent("not connected to FreeSWITCH")
             try:
                 with gevent.Timeout(timeout or self.timeout):
                     return esl.send(command)

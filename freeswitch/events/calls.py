@@ -71,6 +71,9 @@ class CallEventHandlers:
         # clause of the calls its reconciliation judges (lookup.of_node; None: every call).
         self.node, self.nodes = node, calls_of_node
         self._batch = None
+        # fn(channel event, outbox) for each listed channel reconciliation found to be a
+        # leg of a known call that is not that call's channel (an offer leg rung late).
+        self.leg_watchers = []
 
     def subscriptions(self):
         """Every channel event this service handles, and its handler, in one block."""
@@ -297,12 +300,22 @@ class CallEventHandlers:
             if uuid in known or (row.get("call_uuid") or uuid) != uuid:
                 continue  # already logged (ended meanwhile), or a bridged b-leg
             event = row.get("_dump") or _row_as_event(row)
+            if self._leg_of_known_call(event):
+                for watch in self.leg_watchers:
+                    watch(event, outbox)
+                continue  # one of our legs of a call (an agent's, unbridged): no call
             call = self.calls.adopt(dict(call_facts(event), node=self.node), outbox,
                                     SOURCE_RECONCILE,
                                     event.get("Event-Name", "?"))
             self._catch_up(call, row.get("_dump"), outbox)
             adopted += 1
         return adopted
+
+    def _leg_of_known_call(self, event):
+        """Whether a channel is a leg we tagged (cc_leg) for a call we know, other than the
+        call's own channel: an agent's leg parked unbridged (an offer rung late) is no call."""
+        return bool(event.get("variable_cc_leg")) and \
+            self.calls.find_for_channel(event.get("variable_cc_call_id"), None) is not None
 
     def _catch_up(self, call, dump, outbox):
         """Apply what a channel's uuid_dump says happened (answer, progress)."""

@@ -44,14 +44,19 @@ class QueueEventHandlers:
                         agent_id)
         self.on_call_change()
 
-    def _hang_up_stale(self, event, outbox):
+    def _hang_up_stale(self, event, outbox, seen="answered"):
         """An offer leg no offer wants (rung late): hang it up, the agent is elsewhere."""
         if event.get("variable_cc_leg") == LEG_AGENT and self.engine.offers.stale_leg(
                 event.get("variable_cc_call_id"), event.get("Unique-ID"),
                 event.get("variable_cc_queue_entry")):
-            logger.warning("queues: stale offer leg %s answered; hanging it up",
-                           event.get("Unique-ID"))
+            logger.warning("queues: stale offer leg %s %s; hanging it up",
+                           event.get("Unique-ID"), seen)
             self.engine.commands.kill_later(outbox, event.get("Unique-ID"), node=self.node)
+
+    def on_listed_leg(self, event, outbox):
+        """Reconciliation lists an agent's leg that is no call's channel: one no offer wants
+        (its hang-up on answer could not be sent, FreeSWITCH was unreachable) goes now."""
+        self._hang_up_stale(event, outbox, seen="still up")
 
     def on_channel_hangup_complete(self, event, outbox):
         entry, agent_id = self._offer_of(event)
@@ -73,10 +78,14 @@ class QueueEventHandlers:
 
 
 def subscriptions(services, call_handlers=None):
-    """The queue handlers of the events process (call_handlers: its CallEventHandlers)."""
+    """The queue handlers of the events process (call_handlers: its CallEventHandlers; the
+    queues also judge the agents' legs its reconciliation lists)."""
     on_change = call_handlers.begin_batch if call_handlers is not None else None
-    return QueueEventHandlers(services.queue_engine, on_change,
-                              getattr(call_handlers, "node", None)).subscriptions()
+    queue_handlers = QueueEventHandlers(services.queue_engine, on_change,
+                                        getattr(call_handlers, "node", None))
+    if call_handlers is not None:
+        call_handlers.leg_watchers.append(queue_handlers.on_listed_leg)
+    return queue_handlers.subscriptions()
 
 
 def add_to(handlers, services, call_handlers=None):

@@ -65,3 +65,24 @@ def test_a_channel_the_database_does_not_know_is_adopted(sim, listener):
     assert (closed, adopted) == (1, 1)
     assert Call.get(Call.fs_uuid == fs_uuid).from_number == "15553334444"
     sim.hangup(fs_uuid)
+
+
+def test_an_agent_leg_of_a_known_call_is_no_call_and_is_shown_to_the_leg_watchers(
+        sim, listener, handlers):
+    """An agent's leg parked unbridged (a queue offer rung late) is listed like any channel:
+    it is a leg of its call, never adopted as an outbound call of its own."""
+    from freeswitch.esl import queues as fsq
+    caller = sim.inbound_call(answer_after=0.01)
+    call = live_call(caller)
+    seen = []
+    handlers.leg_watchers.append(lambda event, outbox: seen.append(event["Unique-ID"]))
+    leg = str(uuid.uuid4())
+    listener._conn.bgapi(fsq.offer_originate_command(leg, call.id, str(uuid.uuid4()),
+                                                     "user/1001", 15), job_uuid=leg)
+    sim.wait_for(lambda: leg in sim.channels and sim.channels[leg].answered)
+    closed, adopted = reconcile_once(listener)
+    assert (closed, adopted) == (0, 0)
+    assert seen == [leg]
+    assert Call.select().count() == 1 and not Call.select().where(Call.fs_uuid == leg).exists()
+    sim.hangup(leg)
+    sim.hangup(caller)

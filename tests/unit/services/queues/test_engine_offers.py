@@ -151,3 +151,31 @@ def test_an_offer_of_a_caller_taken_meanwhile_rings_nobody(engine):
     QueueEntry.update(status="waiting").where(QueueEntry.id == entry.id).execute()
     assert engine.offers.offer(fresh(entry), q, ["a"]) == []
     assert fresh(entry).status == "waiting"  # nobody could be reserved: rolled back
+
+
+def test_a_listed_offer_leg_no_offer_wants_is_hung_up_and_the_wanted_one_kept(engine):
+    """Reconciliation lists the agent's legs: one left over from an originate that timed
+    out (its hang-up on answer could not be sent) goes; the one the caller talks to stays."""
+    from freeswitch.events.queues import QueueEventHandlers
+    agent("a")
+    q = queue(["a"])
+    entry = caller("q1")
+    engine.offers.offer(entry, q, ["a"])
+    left_over = fresh(entry).offer_leg_uuids["a"]
+    with Outbox().atomic() as outbox:
+        engine.offers.failed(fresh(entry), "a", outbox, count_miss=False)  # timed out
+    engine.offers.offer(fresh(entry), q, ["a"])
+    wanted = fresh(entry).offer_leg_uuids["a"]
+    with Outbox().atomic() as outbox:
+        assert engine.offers.answered(fresh(entry), "a", wanted, outbox)
+    handlers = QueueEventHandlers(engine)
+    engine.switch.sent.clear()
+    for leg in (left_over, wanted):
+        with Outbox().atomic() as outbox:
+            handlers.on_listed_leg({"Unique-ID": leg, "variable_cc_leg": "agent",
+                                    "variable_cc_call_id": entry.call_id,
+                                    "variable_cc_queue_entry": entry.id}, outbox)
+    assert engine.switch.sent == [f"uuid_kill {left_over} NORMAL_CLEARING"]
+    answered = fresh(entry)  # the caller stays with the agent on the wanted leg
+    assert answered.status == "answered" and answered.agent_id == "a"
+    assert Call.get_by_id(entry.call_id).agent_leg_uuid == wanted
