@@ -127,6 +127,42 @@ def seed(database_url, calls, days=180, chunk=1000, seed_value=42, rebuild_rollu
     return timings
 
 
+def multiply(database_url, factor, echo=print):
+    """PostgreSQL: grow the seeded calls `factor` times over, in SQL (minutes for 10M where
+    seed() takes about an hour): each copy of a call and of its fact has new ids (md5 of
+    the old id and the copy number) and the same times, status, agent and outcome, so the
+    rollups (rebuilt after) scale by factor and every bucket keeps its shape."""
+    from models.quality import CallFact
+    from services.quality import rollups
+    if not database_url.startswith("postgres"):
+        raise SystemExit("multiply needs PostgreSQL")
+    init_db(database_url)
+    timings = {}
+    with db.connection_context():
+        t0 = time.perf_counter()
+        db.execute_sql('CREATE TEMP TABLE base_ids AS SELECT "id" FROM "call"')
+        for model, id_column, new_ids in ((Call, "id", ("id", "fs_uuid", "idempotency_key")),
+                                          (CallFact, "call_id", ("call_id",))):
+            table = model._meta.table_name
+            columns = [f.column_name for f in model._meta.sorted_fields]
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            for copy in range(1, factor):
+                picked = ", ".join(
+                    f'md5(t."{c}" || \':{copy}\')::uuid::text' if c in new_ids else f't."{c}"'
+                    for c in columns)
+                with db.atomic():
+                    db.execute_sql(f'INSERT INTO "{table}" ({quoted}) SELECT {picked} '
+                                   f'FROM "{table}" t JOIN base_ids b ON b."id" = t."{id_column}"')
+                echo(f"  {table}: copy {copy + 1} of {factor} "
+                     f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        timings["multiply_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        rows = rollups.rebuild_rollups()
+        echo("  rollups: " + ", ".join(f"{table} {n}" for table, n in rows.items()))
+        timings["rollups_s"] = time.perf_counter() - t1
+    return timings
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.seed_calls", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
