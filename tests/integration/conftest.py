@@ -42,6 +42,11 @@ class RealFreeSwitch:
             return set()
         return {row["uuid"] for row in rows}
 
+    def exists(self, fs_uuid):
+        """Whether FreeSWITCH has the channel now (`uuid_exists` reads the live sessions;
+        `show channels` reads a table that lags the channels under load)."""
+        return self.cli(f"uuid_exists {fs_uuid}").strip() == "true"
+
 
 def start_real_freeswitch(rundir, *extra):
     if not os.path.exists(FS_LAUNCHER):
