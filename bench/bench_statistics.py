@@ -148,8 +148,12 @@ def bench_statistics(stack, days, repeat):
             cases.append((f"{days + 1} days {tz}", dict(full, time_zone=tz, **extra)))
     cases.append(("30 days Europe/Berlin", dict(month, time_zone="Europe/Berlin", period="day",
                                                 group_by="agent")))
-    cases.append((f"{days + 1} days UTC one agent (facts)",
+    cases.append((f"{days + 1} days UTC one agent (daily rollups)",
                   dict(full, period="week", agent_id=AGENTS[7])))
+    cases.append((f"{days + 1} days Europe/Berlin one agent (facts)",
+                  dict(full, time_zone="Europe/Berlin", period="week", agent_id=AGENTS[7])))
+    cases.append(("30 days Europe/Berlin one agent (facts)",
+                  dict(month, time_zone="Europe/Berlin", period="day", agent_id=AGENTS[7])))
     results = [report("baseline: GET /api/auth/me (auth, no query)",
                       timed(stack, "/api/auth/me", {}, repeat), STATS_GOAL_MS)]
     print(f"  GET /api/calls/statistics ({repeat} requests each, after 2 warm-ups)")

@@ -88,6 +88,13 @@ class LocalRange:
         return cls(zone, first_day, last_day, midnights[0], midnights[-1], tuple(segments))
 
     @property
+    def utc_days(self):
+        """True when the local days are UTC days (offset 0 throughout): the daily rollups
+        answer them exactly."""
+        return all(offset == 0 for _, offset in self.segments) and \
+            self.start % DAY == 0 and self.end % DAY == 0
+
+    @property
     def quarter_aligned(self):
         """True when every local midnight falls on a 15-minute UTC boundary (all current zones)."""
         return all(at % rollups.QUARTER_HOUR == 0 and offset % rollups.QUARTER_HOUR == 0
@@ -201,6 +208,7 @@ def _grouped(query, groups):
 
 FILTER_COLUMNS = {"agent_id": CallFact.agent_id, "campaign_id": CallFact.campaign_id,
                   "gateway": CallFact.gateway}
+FILTER_DIMS = {"agent_id": "agent", "campaign_id": "campaign", "gateway": "gateway"}
 
 
 class StatisticsService:
@@ -233,13 +241,36 @@ class StatisticsService:
         return LocalRange.of(first_day, last_day, zone)
 
     @staticmethod
-    def _filters(args):
-        return [FILTER_COLUMNS[name] == args[name] for name in FILTER_COLUMNS if args.get(name)]
+    def _named_filters(args):
+        return {name: args[name] for name in FILTER_COLUMNS if args.get(name)}
+
+    @staticmethod
+    def _filters(named):
+        return [FILTER_COLUMNS[name] == value for name, value in named.items()]
 
     # ----- queries -------------------------------------------------------------
     @staticmethod
-    def _day_rows(rng, filters):
-        """Sums per local day number over the range (rollups when they can answer exactly)."""
+    def _daily_rows(rng, named):
+        """Sums per UTC day from the daily rollups: of the one filtered dimension's key, or
+        of every gateway key (each call counts under exactly one) without a filter."""
+        name, value = next(iter(named.items()), ("gateway", None))
+        d, do = DailyRollup, DailyOutcome
+        first, end = rng.start // DAY, rng.end // DAY
+        measures = d.select(d.day, *_sums(d)).where(
+            d.dim == FILTER_DIMS[name], d.day >= first, d.day < end,
+            *([d.key == value] if value is not None else []))
+        outcomes = do.select(do.day, do.outcome, fn.SUM(do.calls)).where(
+            do.dim == FILTER_DIMS[name], do.day >= first, do.day < end,
+            *([do.key == value] if value is not None else []))
+        return Rows(_grouped(measures, 1), _grouped(outcomes, 2), "rollups")
+
+    def _day_rows(self, rng, named):
+        """Sums per local day number over the range (rollups when they can answer exactly:
+        the daily ones for UTC days and at most one filter, the quarter-hour ones for any
+        zone without filters; else the facts, whose cost grows with the calls)."""
+        if len(named) <= 1 and rng.utc_days:
+            return self._daily_rows(rng, named)
+        filters = self._filters(named)
         if not filters and rng.quarter_aligned:
             q, qo = QuarterHourRollup, QuarterHourOutcome
             measures = q.select(rng.local_day_expr(q.bucket), *_sums(q)).where(
@@ -316,7 +347,8 @@ class StatisticsService:
     def statistics(self, args):
         """Totals, an optional series (day/week/month) and optional per-agent/campaign rows."""
         rng = self.local_range(args)
-        filters = self._filters(args)
+        named = self._named_filters(args)
+        filters = self._filters(named)
         conversion = tuple(args.get("conversion_outcomes") or DEFAULT_CONVERSION_OUTCOMES)
         period, group_by = args.get("period"), args.get("group_by")
         result = {
@@ -339,7 +371,7 @@ class StatisticsService:
             totals = Tally.combined(tallies.values())
             result["computed_from"]["totals"] = group_rows.source
         if period or totals is None:
-            rows = self._day_rows(rng, filters)
+            rows = self._day_rows(rng, named)
             totals, buckets = self._series(rng, rows, period or "day")
             result["computed_from"]["totals"] = rows.source
             if period:
@@ -352,9 +384,10 @@ class StatisticsService:
     def quality(self, args):
         """Average MOS per bucket, the share of calls below the MOS threshold, worst gateways."""
         rng = self.local_range(args)
-        filters = self._filters(args)
+        named = self._named_filters(args)
+        filters = self._filters(named)
         period = args.get("period") or "day"
-        rows = self._day_rows(rng, filters)
+        rows = self._day_rows(rng, named)
         totals, buckets = self._series(rng, rows, period)
         min_calls = args.get("min_calls") or 1
         gateways = []

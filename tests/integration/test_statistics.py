@@ -156,6 +156,30 @@ def test_dst_day(stats):
     assert counts(utc["series"]) == {"2024-03-30": 2, "2024-03-31": 2, "2024-04-01": 0}
 
 
+def test_utc_days_with_one_filter_come_from_the_daily_rollups_as_the_facts_say(stats):
+    # a1: H (Jan 9 23:15 UTC), A and B (Jan 10); every a1 call is in campaign c1, so the
+    # second query (two filters: the facts) must give the same figures.
+    rolled = query(stats, "2024-01-09", "2024-01-12", period="day", agent_id="a1")
+    assert rolled["computed_from"]["totals"] == "rollups"
+    assert counts(rolled["series"]) == {"2024-01-09": 1, "2024-01-10": 2, "2024-01-11": 0,
+                                        "2024-01-12": 0}
+    from_facts = query(stats, "2024-01-09", "2024-01-12", period="day", agent_id="a1",
+                       campaign_id="c1")
+    assert from_facts["computed_from"]["totals"] == "facts"
+    assert rolled["totals"] == from_facts["totals"] and rolled["totals"]["calls"] == 3
+    assert rolled["series"] == from_facts["series"]
+    assert rolled["totals"]["outcomes"] == {"callback": 1, "sale": 1}
+    # No filter: every call once (E has no agent, J..M no gateway), as the quarter hours say.
+    everyone = query(stats, "2024-01-09", "2024-04-01", period="month")
+    assert everyone["computed_from"]["totals"] == "rollups"
+    assert everyone["totals"]["calls"] == 12
+    assert counts(everyone["series"]) == {"2024-01-01": 8, "2024-02-01": 0, "2024-03-01": 4,
+                                          "2024-04-01": 0}
+    berlin = query(stats, "2024-01-09", "2024-01-12", "Europe/Berlin", period="day",
+                   agent_id="a1")
+    assert berlin["computed_from"]["totals"] == "facts"  # local days are not UTC days
+
+
 def test_weeks_and_months(stats):
     weeks = query(stats, "2024-01-10", "2024-01-12", "Europe/Berlin", period="week")
     assert [(b["period_start"], b["start"], b["calls"]) for b in weeks["series"]] == [
