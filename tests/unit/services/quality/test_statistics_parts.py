@@ -7,7 +7,8 @@ import peewee
 import pytest
 
 from services.errors import Unprocessable
-from services.quality.statistics import LocalRange, StatisticsService, Tally, period_start
+from services.quality.local_range import LocalRange, period_start
+from services.quality.statistics import StatisticsService, Tally
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 UTC = datetime.UTC
