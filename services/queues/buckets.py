@@ -17,6 +17,7 @@ import zoneinfo
 from peewee import Case
 
 from services.errors import Unprocessable
+from services.quality.local_range import next_period, period_start
 
 QUARTER = 900
 INTERVALS = ("15m", "hour", "day", "week", "month")
@@ -44,22 +45,6 @@ def to_local(value, zone):
     if isinstance(value, datetime.datetime):
         return value.replace(tzinfo=zone) if value.tzinfo is None else value.astimezone(zone)
     return datetime.datetime.combine(value, datetime.time.min, tzinfo=zone)
-
-
-def period_start(day, interval):
-    if interval == "week":
-        return day - datetime.timedelta(days=day.weekday())
-    if interval == "month":
-        return day.replace(day=1)
-    return day
-
-
-def next_period(day, interval):
-    if interval == "week":
-        return day + datetime.timedelta(days=7)
-    if interval == "month":
-        return (day.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
-    return day + datetime.timedelta(days=1)
 
 
 @dataclasses.dataclass(frozen=True)
