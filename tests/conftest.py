@@ -37,6 +37,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+def ticks_while(run, interval=0.01):
+    """Run run() with a greenlet ticking every interval beside it; returns (run's result,
+    seconds it took, how many ticks happened meanwhile): 0 ticks means it blocked the process."""
+    ticks = []
+
+    def ticker():
+        while True:
+            ticks.append(time.monotonic())
+            gevent.sleep(interval)
+
+    beat = gevent.spawn(ticker)
+    gevent.sleep(0)
+    started = time.monotonic()
+    try:
+        result = run()
+    finally:
+        ended = time.monotonic()
+        beat.kill()
+    return result, ended - started, len([t for t in ticks if started < t < ended])
+
+
 def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
     """Poll predicate until it returns a truthy value; fail the test on timeout."""
     deadline = time.monotonic() + timeout

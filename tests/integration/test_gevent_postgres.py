@@ -1,12 +1,10 @@
 """PostgreSQL under gevent: a query waits for its socket through the hub, so the rest of
 the process (the ESL reader, the web's other requests) runs while the database works."""
-import time
 
-import gevent
 import pytest
 
 from gevent_setup import make_db_cooperative
-from tests.conftest import PG_URL, postgres_available
+from tests.conftest import PG_URL, postgres_available, ticks_while
 
 
 @pytest.fixture
@@ -22,24 +20,14 @@ def pg():
 
 
 def test_other_greenlets_run_while_a_query_waits(pg):
-    ticks = []
+    def query():
+        with pg.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.4), 42")
+            return cursor.fetchone()[1]
 
-    def ticker():
-        while True:
-            ticks.append(time.monotonic())
-            gevent.sleep(0.02)
-
-    beat = gevent.spawn(ticker)
-    gevent.sleep(0)
-    started = time.monotonic()
-    with pg.cursor() as cursor:
-        cursor.execute("SELECT pg_sleep(0.4), 42")
-        assert cursor.fetchone()[1] == 42
-    ended = time.monotonic()
-    beat.kill()
-    during = [t for t in ticks if started < t < ended]
-    assert ended - started >= 0.4
-    assert len(during) >= 3, f"only {len(during)} ticks while the query ran: it blocked"
+    answer, took, ticks = ticks_while(query, interval=0.02)
+    assert answer == 42 and took >= 0.4
+    assert ticks >= 3, f"only {ticks} ticks while the query ran: it blocked"
 
 
 def test_a_failed_query_raises_and_the_connection_goes_on(pg):
