@@ -13,6 +13,7 @@ import time
 import gevent
 import gevent.event
 import gevent.queue
+import peewee
 
 from freeswitch.esl.commands import take_channel_snapshot
 from freeswitch.esl.connection import ESLConnection, FreeSwitchUnavailable
@@ -25,6 +26,8 @@ from services.outbox import Outbox
 logger = logging.getLogger(__name__)
 
 _RECONCILE = object()
+# The database failed (down, locked, connection lost), not an event's handler.
+_DATABASE_DOWN = (peewee.OperationalError, peewee.InterfaceError)
 RECONCILE_GRACE = 5.0
 MAX_DUMPS = 5000
 # Reconnect backoff. Until the first connection the cap is low: FreeSWITCH is
@@ -189,10 +192,13 @@ class EventListener:
         return batch
 
     def apply_batch(self, batch):
-        """Apply events in one transaction, each in its own savepoint; publish after commit.
+        """Apply events in one transaction; publish after commit.
 
-        An event whose handler fails rolls back its savepoint and, with it, the
-        news it had queued: nothing is announced that was not stored. The news of
+        The batch is first applied without a savepoint per event (a SAVEPOINT and a
+        RELEASE per event are two more round trips to PostgreSQL). Should any event
+        fail, that transaction rolls back and the batch is applied again with each event
+        in its own savepoint: an event whose handler fails rolls back its savepoint and,
+        with it, the news it had queued: nothing is announced that was not stored. The news of
         the batch is stored with it (one INSERT) and sent after the commit. An event
         that asked for something urgent (Outbox.add_first: a phone to ring) commits the
         events so far at once, and the rest follow in a transaction of their own.
@@ -208,36 +214,58 @@ class EventListener:
     def _apply_part(self, batch):
         """Apply batch up to its end or its first urgent event, in one transaction; returns
         how many events were applied."""
-        outbox = Outbox()
-        observer = self.batch_observer
-        applied = 0
         # The writer keeps its connection from batch to batch (opening one and setting its
         # pragmas cost ~10 % of a small batch); a batch that fails drops it (run_writer).
         if db.is_closed():
             db.connect()
+        try:
+            return self._apply_in_one_transaction(batch, careful=False)
+        except Exception as exc:
+            self.batch_observer.end_batch()
+            if is_transient_conflict(exc) or isinstance(exc, _DATABASE_DOWN):
+                raise  # not an event's fault: run_writer applies the whole batch again
+            # Rolled back whole: nothing of it was stored or announced. Again, each event
+            # in its own savepoint, so that only the failing one is skipped.
+            logger.debug("a batch of %d events failed (%r); applying it event by event",
+                         len(batch), exc)
+            if db.is_closed():
+                db.connect()
+            return self._apply_in_one_transaction(batch, careful=True)
+
+    def _apply_in_one_transaction(self, batch, careful):
+        outbox = Outbox()
+        observer = self.batch_observer
+        applied = 0
         with outbox.atomic():
             observer.begin_batch()
             for name, event in batch:
                 observer.before_event("reconcile" if name is _RECONCILE else name)
-                self._apply_one(name, event, outbox)
+                if careful:
+                    self._apply_one(name, event, outbox)
+                else:
+                    self._apply_plain(name, event, outbox)
                 applied += 1
                 if outbox.urgent:
                     break
             observer.end_batch()
         return applied
 
+    def _apply_plain(self, name, event, outbox):
+        """One event, no savepoint of its own: a failure fails the whole transaction."""
+        if name is _RECONCILE:
+            closed, adopted = self.reconcile(event, outbox)
+            if closed or adopted:
+                logger.info("reconciled: %d calls closed, %d adopted", closed, adopted)
+        else:
+            self.handlers[name](event, outbox)
+            log_applied(self.config.get("FREESWITCH_NODE"), name, event)
+
     def _apply_one(self, name, event, outbox, retry=True):
         """One event in its own savepoint; a failure drops what it wrote and queued."""
         observer = self.batch_observer
         try:
             with outbox.savepoint():
-                if name is _RECONCILE:
-                    closed, adopted = self.reconcile(event, outbox)
-                    if closed or adopted:
-                        logger.info("reconciled: %d calls closed, %d adopted", closed, adopted)
-                else:
-                    self.handlers[name](event, outbox)
-                    log_applied(self.config.get("FREESWITCH_NODE"), name, event)
+                self._apply_plain(name, event, outbox)
         except CallChangedMeanwhile:
             observer.begin_batch()  # the API moved the call first: apply on what it stored
             if retry:

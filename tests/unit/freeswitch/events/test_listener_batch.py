@@ -1,9 +1,13 @@
-"""The events process's batch apply, in process: one transaction per batch, a savepoint per
-event, and news only of what was stored."""
+"""The events process's batch apply, in process: one transaction per batch (a savepoint per
+event once an event failed in it), and news only of what was stored."""
 import json
+
+import peewee
+import pytest
 
 from freeswitch.events.listener import EventListener
 from models.outbox import OutboxMessage
+from models.queue import Queue
 from services.publisher import Publisher
 from services.redis_client import stream_key
 
@@ -76,3 +80,48 @@ def test_an_urgent_action_goes_out_before_the_rest_of_the_batch_is_applied(bound
     assert seen == [("applied", "e1"), ("applied", "e2"), ("ring", "e2"),
                     ("after-commit", "e2"), ("applied", "e3")]
     assert listener.events_applied == 3 and batch == []
+
+
+def stores_a_queue(calls):
+    def handler(event, outbox):
+        calls.append(event["id"])
+        Queue.create(id=event["id"], name=event["id"])
+    return handler
+
+
+def test_a_failing_event_leaves_the_others_stored_once_and_itself_not_at_all(bound_db):
+    """The batch goes first without a savepoint per event; when one fails it is applied
+    again event by event: what the first attempt wrote is not there twice."""
+    applied = []
+    listener = EventListener({}, {"GOOD": stores_a_queue(applied),
+                                  "BAD": lambda event, outbox: (
+                                      stores_a_queue(applied)(event, outbox), 1 / 0)},
+                             reconcile=None)
+    Queue.delete().execute()
+    listener.apply_batch([("GOOD", {"id": "q1"}), ("BAD", {"id": "q2"}),
+                          ("GOOD", {"id": "q3"})])
+    assert sorted(q.id for q in Queue.select()) == ["q1", "q3"]
+    assert listener.events_applied == 3
+    assert applied == ["q1", "q2", "q1", "q2", "q3"]  # the second time, event by event
+
+
+def test_a_database_failure_keeps_the_whole_batch_for_another_attempt(bound_db, redis_client):
+    """The database failing is no event's fault: no event is skipped for it, the batch
+    stays whole (run_writer applies it again) and nothing of it was announced."""
+    publisher = Publisher(redis_client)
+    down = [True]
+
+    def flaky(event, outbox):
+        outbox.publish(publisher, "calls", "call.updated", {"id": event["id"]})
+        if down[0] and event["id"] == "f2":
+            raise peewee.OperationalError("server closed the connection unexpectedly")
+
+    listener = EventListener({}, {"EV": flaky}, reconcile=None)
+    batch = [("EV", {"id": "f1"}), ("EV", {"id": "f2"}), ("EV", {"id": "f3"})]
+    with pytest.raises(peewee.OperationalError):
+        listener.apply_batch(batch)
+    assert len(batch) == 3 and listener.events_applied == 0
+    assert announced_ids(redis_client) == []
+    down[0] = False
+    listener.apply_batch(batch)
+    assert announced_ids(redis_client) == ["f1", "f2", "f3"]
