@@ -71,9 +71,7 @@ def update(instance, guard=None):
 def insert_values(model, **values):
     """INSERT a row of model from field values (defaults applied as the model would),
     without building a model instance: for rows written and never read back (trails)."""
-    for field, default in model._meta.defaults.items():
-        if field.name not in values:
-            values[field.name] = default() if callable(default) else default
+    _with_defaults(model, values)
     fields = [model._meta.fields[name] for name in values
               if not (model._meta.fields[name].primary_key and values[name] is None)]
     key = (db.obj, "insert", model, tuple(f.name for f in fields))
@@ -84,6 +82,30 @@ def insert_values(model, **values):
                f"VALUES ({', '.join(param for _ in fields)})")
         _CACHE[key] = sql
     db.execute_sql(sql, [f.db_value(values[f.name]) for f in fields])
+
+
+def insert_many(model, rows, chunk=500):
+    """INSERT rows (dicts of field values, the same fields in each) of model, chunk rows per
+    statement, defaults applied as the model would: one round trip instead of one a row."""
+    rows = [_with_defaults(model, dict(values)) for values in rows]
+    if not rows:
+        return
+    fields = [model._meta.fields[name] for name in rows[0]
+              if not (model._meta.fields[name].primary_key and rows[0][name] is None)]
+    head = (f"INSERT INTO {_table(model)} ({', '.join(_quote(f.column_name) for f in fields)}) "
+            "VALUES ")
+    one = f"({', '.join(db.obj.param for _ in fields)})"
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        db.execute_sql(head + ", ".join(one for _ in part),
+                       [f.db_value(values[f.name]) for values in part for f in fields])
+
+
+def _with_defaults(model, values):
+    for field, default in model._meta.defaults.items():
+        if field.name not in values:
+            values[field.name] = default() if callable(default) else default
+    return values
 
 
 def _converters(model, description):
@@ -126,6 +148,35 @@ def select_one(model, field_name, value):
     row = cursor.fetchone()
     return None if row is None else _instance(model, _converters(model, cursor.description),
                                               row)
+
+
+def select_one_with_child(model, field_name, value, child, child_fk):
+    """select_one, and the one row of child whose (unique) child_fk points at it, in one
+    query: (instance or None, child instance or None). The columns are named, so that
+    the row splits where the child's begin."""
+    key = (db.obj, "select_one_with_child", model, field_name, child, child_fk)
+    sql = _CACHE.get(key)
+    if sql is None:
+        parent, kid = _table(model), _table(child)
+        columns = [f"{parent}.{_quote(c)}" for c in model._meta.columns] + \
+            [f"{kid}.{_quote(c)}" for c in child._meta.columns]
+        sql = _CACHE[key] = (
+            f"SELECT {', '.join(columns)} FROM {parent} LEFT JOIN {kid} ON "
+            f"{kid}.{_quote(child._meta.fields[child_fk].column_name)} = "
+            f"{parent}.{_quote(model._meta.primary_key.column_name)} WHERE "
+            f"{parent}.{_quote(model._meta.fields[field_name].column_name)} = "
+            f"{db.obj.param} LIMIT 1")
+    cursor = db.execute_sql(sql, (value,))
+    row = cursor.fetchone()
+    if row is None:
+        return None, None
+    split = len(model._meta.columns)
+    instance = _instance(model, _converters(model, cursor.description[:split]), row[:split])
+    child_pk = list(child._meta.columns).index(child._meta.primary_key.column_name)
+    if row[split + child_pk] is None:
+        return instance, None
+    return instance, _instance(child, _converters(child, cursor.description[split:]),
+                               row[split:])
 
 
 def select_where(model, field_name, value):

@@ -1,15 +1,26 @@
 """The call lookups of the events process and of reconciliation."""
 from models import Call, fastsql
+from models.recording import Recording
 from services.calls import state as cs
+from services.recordings.schemas import recording_summary
 
 
 def find_for_channel(call_id, fs_uuid):
-    """The call a channel event belongs to: by our id (cc_call_id), else its channel."""
+    """The call a channel event belongs to: by our id (cc_call_id), else its channel.
+    Its recording comes with it (the dump of every call message shows it): one round
+    trip instead of two."""
     if call_id:
-        call = fastsql.select_one(Call, "id", call_id)
+        call = _with_recording("id", call_id)
         if call is not None:
             return call
-    return fastsql.select_one(Call, "fs_uuid", fs_uuid) if fs_uuid else None
+    return _with_recording("fs_uuid", fs_uuid) if fs_uuid else None
+
+
+def _with_recording(field_name, value):
+    call, recording = fastsql.select_one_with_child(Call, field_name, value, Recording, "call")
+    if call is not None:
+        call.recording_summary = recording_summary(recording)
+    return call
 
 
 def find_by_job(job_uuid):

@@ -7,6 +7,7 @@ from marshmallow import Schema
 
 from models import Call, fastsql
 from models.recording import Recording
+from services.calls.lookup import find_for_channel
 from services.calls.schemas import CallSchema, dump_call
 
 T0 = datetime.datetime(2026, 12, 1, 12, 0, 0, 123456)
@@ -33,6 +34,7 @@ def test_every_way_of_loading_a_call_dumps_as_the_schema_does(bound_db):
                          files={"mp3": {"size": 1}}, duration=1.5, truncated=True)
         loaded = [call, Call.get_by_id(call.id), fastsql.select_one(Call, "id", call.id),
                   fastsql.select_one(Call, "fs_uuid", call.fs_uuid),
+                  find_for_channel(call.id, None), find_for_channel(None, call.fs_uuid),
                   fastsql.select_all(Call.select().where(Call.id == call.id))[0]]
         for one in loaded:
             # marshmallow's own dump (CallSchema.dump is the fast one, as REST answers)
@@ -49,6 +51,20 @@ def test_a_fast_lookup_reads_the_row_as_peewee_does(bound_db):
         "fs_uuid", call.fs_uuid)
     assert fast.__data__ == slow.__data__ and not fast._dirty
     assert fastsql.select_one(Call, "fs_uuid", "no-such-channel") is None
+
+
+def test_a_channel_lookup_brings_the_calls_recording_or_none(bound_db):
+    bare, recorded = _calls()
+    Recording.create(call=recorded.id, format="ogg", source_path="/r/x.wav", duration=2.0)
+    found = find_for_channel(None, bare.fs_uuid)
+    assert found.__data__ == Call.get_by_id(bare.id).__data__ and not found._dirty
+    assert dump_call(found)["recording"] is None
+    found = find_for_channel(recorded.id, "not-this-channel")
+    assert found.id == recorded.id
+    assert dump_call(found)["recording"]["format"] == "ogg"
+    assert dump_call(found)["recording"]["duration"] == 2.0
+    assert find_for_channel("no-such-call", "no-such-channel") is None
+    assert find_for_channel(None, None) is None
 
 
 def test_a_page_read_the_fast_way_has_the_rows_peewee_reads(bound_db):
