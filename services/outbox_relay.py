@@ -5,7 +5,7 @@ import threading
 import peewee
 import redis
 
-from services.outbox import WAKE_KEY, SendLock, send_stored
+from services.outbox_send import WAKE_KEY, SendLock, send_stored
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from services.calls.bridging import CallBridging, fill_handling_times
 from services.calls.guard import CallChangedMeanwhile, retried
 from services.calls.notifier import CallNotifier
 from services.errors import BadGateway, Conflict, NotFound, Unavailable, Unprocessable
-from services.outbox import Outbox
+from services.outbox import Outbox, insert_row
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +123,8 @@ class CallService:
         if fastsql.update(call, guard=("status", previous)) == 0:
             raise CallChangedMeanwhile(f"call {call.id} changed while it was being updated; "
                                        "try again")
-        fastsql.insert_values(CallEvent, call=call, source=source, event_name=event_name,
-                              from_status=previous, to_status=call.status, created_at=at,
-                              data=data)
+        insert_row(CallEvent, call=call.id, source=source, event_name=event_name,
+                   from_status=previous, to_status=call.status, created_at=at, data=data)
         if quiet:
             return
         self.notifier.call_changed(call, outbox)
@@ -148,9 +147,9 @@ class CallService:
 
     def note(self, call, source, event_name, data=None, at=None):
         """Record a noteworthy event that is not a state change."""
-        fastsql.insert_values(CallEvent, call=call, source=source, event_name=event_name,
-                              from_status=call.status, to_status=call.status,
-                              created_at=at or utcnow(), data=data)
+        insert_row(CallEvent, call=call.id, source=source, event_name=event_name,
+                   from_status=call.status, to_status=call.status, created_at=at or utcnow(),
+                   data=data)
 
     # ----- what FreeSWITCH tells -----------------------------------------
     def adopt(self, facts, outbox, source=SOURCE_FS, event_name="?"):

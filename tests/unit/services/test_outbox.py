@@ -9,9 +9,10 @@ from rq import Queue
 
 from models import db
 from models.outbox import OutboxMessage
-from services import outbox as outbox_module
-from services.outbox import Outbox, SendLock, send_stored
+from services import outbox_send as outbox_module
+from services.outbox import Outbox
 from services.outbox_relay import OutboxRelay
+from services.outbox_send import SendLock, send_stored
 from services.publisher import Publisher
 from services.redis_client import make_redis, stream_key
 from tests.conftest import RedisServer, wait_until
