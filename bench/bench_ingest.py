@@ -348,7 +348,7 @@ class Profiler:
             py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
             self.proc = subprocess.Popen(
                 [py_spy, "record", "--pid", str(self.pid), "--rate", "250", "--format", "raw",
-                 "--output", f"{self.prefix}.{label}.txt"],
+                 "--idle", "--output", f"{self.prefix}.{label}.txt"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             gevent.sleep(1.0)
 
