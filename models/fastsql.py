@@ -157,26 +157,47 @@ def select_one_with_child(model, field_name, value, child, child_fk):
     key = (db.obj, "select_one_with_child", model, field_name, child, child_fk)
     sql = _CACHE.get(key)
     if sql is None:
-        parent, kid = _table(model), _table(child)
-        columns = [f"{parent}.{_quote(c)}" for c in model._meta.columns] + \
-            [f"{kid}.{_quote(c)}" for c in child._meta.columns]
         sql = _CACHE[key] = (
-            f"SELECT {', '.join(columns)} FROM {parent} LEFT JOIN {kid} ON "
-            f"{kid}.{_quote(child._meta.fields[child_fk].column_name)} = "
-            f"{parent}.{_quote(model._meta.primary_key.column_name)} WHERE "
-            f"{parent}.{_quote(model._meta.fields[field_name].column_name)} = "
-            f"{db.obj.param} LIMIT 1")
+            f"{_joined(model, child, child_fk)} WHERE {_table(model)}."
+            f"{_quote(model._meta.fields[field_name].column_name)} = {db.obj.param} LIMIT 1")
     cursor = db.execute_sql(sql, (value,))
     row = cursor.fetchone()
-    if row is None:
-        return None, None
+    return (None, None) if row is None else _split_row(model, child, cursor.description, row)
+
+
+def select_many_with_child(model, clauses, child, child_fk):
+    """The rows of model whose field is one of values, for any (field_name, values) of
+    clauses, each with the one row of child pointing at it: [(instance, child or None)],
+    in one query (a batch of events reads its calls at once)."""
+    clauses = [(name, list(values)) for name, values in clauses if values]
+    if not clauses:
+        return []
+    where = " OR ".join(
+        f"{_table(model)}.{_quote(model._meta.fields[name].column_name)} IN "
+        f"({', '.join(db.obj.param for _ in values)})" for name, values in clauses)
+    sql = f"{_joined(model, child, child_fk)} WHERE {where}"
+    cursor = db.execute_sql(sql, [v for _, values in clauses for v in values])
+    return [_split_row(model, child, cursor.description, row) for row in cursor.fetchall()]
+
+
+def _joined(model, child, child_fk):
+    """SELECT of model's and child's named columns, child LEFT JOINed on child_fk."""
+    parent, kid = _table(model), _table(child)
+    columns = [f"{parent}.{_quote(c)}" for c in model._meta.columns] + \
+        [f"{kid}.{_quote(c)}" for c in child._meta.columns]
+    return (f"SELECT {', '.join(columns)} FROM {parent} LEFT JOIN {kid} ON "
+            f"{kid}.{_quote(child._meta.fields[child_fk].column_name)} = "
+            f"{parent}.{_quote(model._meta.primary_key.column_name)}")
+
+
+def _split_row(model, child, description, row):
+    """(model instance, child instance or None) from a row of both tables' named columns."""
     split = len(model._meta.columns)
-    instance = _instance(model, _converters(model, cursor.description[:split]), row[:split])
+    instance = _instance(model, _converters(model, description[:split]), row[:split])
     child_pk = list(child._meta.columns).index(child._meta.primary_key.column_name)
     if row[split + child_pk] is None:
         return instance, None
-    return instance, _instance(child, _converters(child, cursor.description[split:]),
-                               row[split:])
+    return instance, _instance(child, _converters(child, description[split:]), row[split:])
 
 
 def select_where(model, field_name, value):

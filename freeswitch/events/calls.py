@@ -2,6 +2,7 @@
 import logging
 
 from freeswitch.esl.commands import ChannelSnapshot
+from freeswitch.events.batch_calls import BatchCalls
 from models import utcnow
 from models.call import AGENT_FIRST, LEG_AGENT
 from services.calls import state as cs
@@ -59,10 +60,10 @@ def hangup_facts(event):
 class CallEventHandlers:
     """Handlers of the channel events; each takes the parsed event and the batch's outbox."""
 
-    # Channel events that may reuse the batch's call objects; any other event may
-    # change a call behind them (BACKGROUND_JOB, recordings), so it clears them.
+    # Events that change calls only through the batch's call objects; any other event may
+    # change a call behind them (recordings, bridges), so it drops them.
     CACHEABLE = ("CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA",
-                 "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
+                 "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE", "BACKGROUND_JOB")
 
     def __init__(self, calls: CallService, grace_seconds=5.0, node=None, calls_of_node=None):
         self.calls = calls
@@ -70,7 +71,8 @@ class CallEventHandlers:
         # The FreeSWITCH node this process listens to (adopted calls record it), and the
         # clause of the calls its reconciliation judges (lookup.of_node; None: every call).
         self.node, self.nodes = node, calls_of_node
-        self._batch = None
+        self._batch = BatchCalls(calls.find_for_channel, calls.calls_for_channels,
+                                 self.CACHEABLE)
         # fn(channel event, outbox) for each listed channel reconciliation found to be a
         # leg of a known call that is not that call's channel (an offer leg rung late).
         self.leg_watchers = []
@@ -92,38 +94,28 @@ class CallEventHandlers:
         }
 
     # ----- batch boundaries (called by the listener) ----------------------
-    def begin_batch(self):
-        """Inside one batch transaction a call's events reuse one loaded object.
-
-        A call's CREATE, PROGRESS, ANSWER and HANGUP_COMPLETE often arrive in
-        the same batch; loading the row once instead of four times is most of
-        the events process's throughput. No other writer can change the row
-        meanwhile on SQLite (the batch holds the write lock).
-        """
-        self._batch = {}
+    def begin_batch(self, events=None):
+        """A batch transaction begins (events: its (name, event) pairs; None: the same
+        batch goes on with the calls read anew): see BatchCalls."""
+        self._batch.begin(events)
 
     def before_event(self, name):
-        if name not in self.CACHEABLE and self._batch:
-            self._batch = {}
+        self._batch.before_event(name)
 
     def end_batch(self):
-        self._batch = None
+        self._batch.end()
 
     def _call_for(self, event, outbox):
-        """The event's call (from the batch's cache), adopting an unknown a-leg."""
+        """The event's call (the batch's object), adopting an unknown a-leg."""
         key = event.get("Unique-ID")
-        cache = self._batch
-        if cache is not None and key in cache:
-            return cache[key]
-        call = self.calls.find_for_channel(event.get("variable_cc_call_id"), key)
+        hit, call = self._batch.cached(key)
+        if hit:
+            return call
+        call = self._batch.find(event.get("variable_cc_call_id"), key)
         if call is None and key and is_a_leg(event):
             call = self.calls.adopt(dict(call_facts(event), node=self.node), outbox, SOURCE_FS,
                                     event.get("Event-Name", "?"))
-        if cache is not None and call is not None and key:
-            # One object per call: its legs' events must not write stale copies.
-            call = cache.setdefault(("call", call.id), call)
-            cache[key] = call
-        return call
+        return self._batch.keep(key, call)
 
     def _on_agent_leg(self, call, event, outbox):
         """True when event came from call's agent leg (handled here: the call's status
@@ -207,14 +199,12 @@ class CallEventHandlers:
                         at=event_time(event))
 
     def on_background_job(self, event, outbox):
-        if event.get("Job-Command") != "originate":
-            return
-        call = self.calls.find_by_job(event.get("Job-UUID"))
+        result = (event.get("_body") or "").strip()
+        if event.get("Job-Command") != "originate" or result.startswith("+OK"):
+            return  # an originate that worked: its channel's events tell the rest
+        call = self._batch.same(self.calls.find_by_job(event.get("Job-UUID")))
         if call is None:
             logger.debug("BACKGROUND_JOB for an unknown job %s", event.get("Job-UUID"))
-            return
-        result = (event.get("_body") or "").strip()
-        if result.startswith("+OK"):
             return
         if call.mode == AGENT_FIRST:  # the job is the agent's leg: the customer was never dialled
             self.calls.bridging.agent_failed(call, cs.originate_failure_cause(result), outbox,

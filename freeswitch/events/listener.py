@@ -38,7 +38,7 @@ FIRST_CONNECT_MAX_BACKOFF = 2.0
 
 
 class _NoObserver:
-    def begin_batch(self):
+    def begin_batch(self, events=None):
         pass
 
     def before_event(self, name):
@@ -237,7 +237,7 @@ class EventListener:
         observer = self.batch_observer
         applied = 0
         with outbox.atomic():
-            observer.begin_batch()
+            observer.begin_batch(batch)
             for name, event in batch:
                 observer.before_event("reconcile" if name is _RECONCILE else name)
                 if careful:

@@ -87,6 +87,7 @@ class CallService:
 
     # The lookups of the events process and of reconciliation.
     find_for_channel = staticmethod(lookup.find_for_channel)
+    calls_for_channels = staticmethod(lookup.calls_for_channels)
     find_by_job = staticmethod(lookup.find_by_job)
     live_calls = staticmethod(lookup.live_calls)
     live_channels = staticmethod(lookup.live_channels)
