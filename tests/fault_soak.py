@@ -20,6 +20,7 @@ import time
 
 import gevent
 import redis
+import requests
 import websocket
 
 from services.redis_client import seq_key
@@ -209,26 +210,36 @@ class Soak:
                                          hangup_after=self.rng.uniform(5.0, 8.0))
             self.inbound[uuid] = kind
             return
-        for _ in range(3):
-            try:
-                resp = self._record(self.stack.post("/api/calls/start", {
-                    "to": f"{prefix}{index:07d}", "gateway": "gw1", "agent_id": "soak"}))
-            except Exception as exc:  # the web process must always answer
-                self.bad_responses.append(("no answer", "POST", "/api/calls/start", repr(exc)))
-                return
-            if resp.status_code != 503:
+        for attempt in range(3):
+            resp = self._start(f"soak-{index}-{attempt}", {
+                "to": f"{prefix}{index:07d}", "gateway": "gw1", "agent_id": "soak"})
+            if resp is None or resp.status_code != 503:
                 break
             # FreeSWITCH could not be reached: the call is kept as `failed` (documented);
-            # an integrator places it again after Retry-After.
+            # an integrator places it again after Retry-After (a new call: a new key).
             self.refused_starts += 1
             gevent.sleep(min(float(resp.headers.get("Retry-After", 1)), 1.0))
-        if resp.status_code != 201:
+        if resp is None or resp.status_code not in (200, 201):
             return
         call_id = resp.json()["id"]
         self.calls[call_id] = kind
         if kind == "answered":
             gevent.sleep(self.rng.uniform(0.3, 2.0))
             self._end(call_id)
+
+    def _start(self, key, body, sends=3):
+        """POST /api/calls/start as an integrator does: with an Idempotency-Key, sent again
+        with the same key when the connection dropped before an answer (a keep-alive
+        connection the server closed as the request went out): never two calls."""
+        for send in range(sends):
+            try:
+                return self._record(self.stack.post("/api/calls/start", body,
+                                                    headers={"Idempotency-Key": key}))
+            except requests.ConnectionError as exc:
+                if send == sends - 1:  # the web process must always answer
+                    self.bad_responses.append(("no answer", "POST", "/api/calls/start",
+                                               repr(exc)))
+        return None
 
     def _end(self, call_id, attempts=5):
         """Hang up as an integrator would: a 503 says when to try again."""
