@@ -160,6 +160,7 @@ class CallService:
         """
         call = Call(updated_at=utcnow(), **facts)
         call.recording_summary = None  # a call just seen has no recording yet
+        call.queue_entries = ()  # nor a queue entry: none until it is routed
         fastsql.insert(call)
         self.note(call, source, "adopted:" + event_name, at=call.created_at)
         self.notifier.call_initiated(call, outbox)

@@ -59,7 +59,7 @@ class QueueEngine:
         """An inbound call FreeSWITCH answered and parked: route it by the number dialled."""
         if call.direction != "inbound" or call.agent_id or call.mode or call.agent_leg_uuid:
             return
-        if fastsql.select_one(QueueEntry, "call_id", call.id) is not None:
+        if _entries_of(call, first_only=True):
             return  # routed already (a replayed or reconciled answer)
         route = queue_routes.match_route(call.to_number,
                                          self.config.get("INBOUND_DEFAULT_QUEUE") or None)
@@ -74,7 +74,7 @@ class QueueEngine:
         caller's agent gets the queue's wrap-up time."""
         if call.direction != "inbound":
             return
-        for entry in fastsql.select_where(QueueEntry, "call_id", call.id):
+        for entry in _entries_of(call):
             if entry.status in ENTRY_LIVE:
                 self.leave(entry, ABANDONED, outbox)
             elif entry.status == ANSWERED:
@@ -106,6 +106,7 @@ class QueueEngine:
         entry = QueueEntry.create(queue_id=queue.id, call_id=call.id, status=WAITING,
                                   priority=priority, entered_at=now,
                                   node=call.node)
+        call.__dict__.pop("queue_entries", None)  # it has one now: ask the database
         self.notifier.caller_joined(entry, outbox)
         if not queue_hours.is_open(queue.hours, now):
             self.leave(entry, CLOSED, outbox)
@@ -231,3 +232,14 @@ def register(services):
         services.call_control.queues = engine  # blind transfer of a call into a queue
     services.queue_dispatcher = Dispatcher(engine)
     services.background_tasks.append(services.queue_dispatcher.run)
+
+
+def _entries_of(call, first_only=False):
+    """The call's queue entries (id order); none without a query for a call adopted in
+    this transaction and not routed since (CallService.adopt says so on the object)."""
+    if "queue_entries" in call.__dict__:
+        return list(call.__dict__["queue_entries"])
+    if first_only:
+        entry = fastsql.select_one(QueueEntry, "call_id", call.id)
+        return [entry] if entry is not None else []
+    return fastsql.select_where(QueueEntry, "call_id", call.id)

@@ -9,7 +9,7 @@ import pytest
 
 from models import Call, db, init_db, migrate_database, utcnow
 from models.agent import Agent
-from models.queue import Queue, QueueEntry, QueueMember
+from models.queue import InboundRoute, Queue, QueueEntry, QueueMember
 from services.container import build_services
 from services.outbox import Outbox
 from services.queues.dispatcher import Dispatcher
@@ -179,3 +179,20 @@ def test_a_listed_offer_leg_no_offer_wants_is_hung_up_and_the_wanted_one_kept(en
     answered = fresh(entry)  # the caller stays with the agent on the wanted leg
     assert answered.status == "answered" and answered.agent_id == "a"
     assert Call.get_by_id(entry.call_id).agent_leg_uuid == wanted
+
+
+def test_a_caller_adopted_routed_and_gone_in_one_batch_leaves_the_queue_abandoned(engine):
+    """An adopted call has no queue entry (no query asks); once routed it has one, and its
+    hang-up in the same transaction finds it: the caller does not wait forever."""
+    queue([])
+    InboundRoute.create(match="exact", number="800", target_type="queue", target="q1")
+    with Outbox().atomic() as outbox:
+        call = engine.calls.adopt({"fs_uuid": str(uuid.uuid4()), "direction": "inbound",
+                                   "to_number": "800"}, outbox)
+        call.status = "in-progress"
+        engine.on_call_answered(call, outbox)
+        [entry] = QueueEntry.select().where(QueueEntry.call_id == call.id)
+        assert entry.status == "waiting"
+        call.status = "completed"
+        engine.on_call_ended(call, outbox)
+    assert fresh(entry).status == "abandoned"
