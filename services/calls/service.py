@@ -159,8 +159,7 @@ class CallService:
         facts: fs_uuid, direction, from_number, to_number, caller_id, gateway, created_at.
         """
         call = Call(updated_at=utcnow(), **facts)
-        call.recording_summary = None  # a call just seen has no recording yet
-        call.queue_entries = ()  # nor a queue entry: none until it is routed
+        call.recording_summary, call.queue_entries = None, ()  # none yet (until routed)
         fastsql.insert(call)
         self.note(call, source, "adopted:" + event_name, at=call.created_at)
         self.notifier.call_initiated(call, outbox)
