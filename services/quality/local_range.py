@@ -17,13 +17,13 @@ DAY = rollups.DAY
 EPOCH_DATE = datetime.date(1970, 1, 1)
 
 
-def zone_named(name):
-    """The ZoneInfo for an IANA name, or Unprocessable."""
+def zone_named(name, parameter="time_zone"):
+    """The ZoneInfo for an IANA name, or Unprocessable naming the query parameter."""
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
         raise Unprocessable(f"unknown time zone {name!r}",
-                            errors={"query": {"time_zone": ["not an IANA time zone"]}}) from None
+                            errors={"query": {parameter: ["not an IANA time zone"]}}) from None
 
 
 def _offset_at(epoch, zone):

@@ -17,6 +17,7 @@ import zoneinfo
 from peewee import Case
 
 from services.errors import Unprocessable
+from services.quality import local_range
 from services.quality.local_range import next_period, period_start
 
 QUARTER = 900
@@ -28,12 +29,8 @@ DEFAULT_DAYS = {"15m": 1, "hour": 1, "day": 7, "week": 28, "month": 92}
 
 
 def zone_named(name):
-    """The ZoneInfo for an IANA name, or 422."""
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise Unprocessable(f"unknown time zone {name!r}",
-                            errors={"query": {"tz": ["not an IANA time zone"]}}) from None
+    """The ZoneInfo for an IANA name, or 422 naming the queues' `tz` parameter."""
+    return local_range.zone_named(name, "tz")
 
 
 def local_midnight(day, zone):

@@ -127,3 +127,15 @@ def test_numeric_sums_from_the_database_count_as_integers():
     tally = Tally()
     tally.add([decimal.Decimal(2), None] + [0] * 10)
     assert tally.figures(())["calls"] == 2 and isinstance(tally.sums["calls"], int)
+
+
+def test_an_unknown_time_zone_is_a_422_naming_the_parameter_the_client_sent():
+    from services.quality.local_range import zone_named
+    from services.queues import buckets
+    assert zone_named("Europe/Berlin").key == "Europe/Berlin"
+    with pytest.raises(Unprocessable) as statistics_error:
+        zone_named("Mars/Olympus")
+    with pytest.raises(Unprocessable) as queues_error:
+        buckets.zone_named("Mars/Olympus")
+    assert list(statistics_error.value.errors["query"]) == ["time_zone"]
+    assert list(queues_error.value.errors["query"]) == ["tz"]
