@@ -150,21 +150,6 @@ def select_one(model, field_name, value):
                                               row)
 
 
-def select_one_with_child(model, field_name, value, child, child_fk):
-    """select_one, and the one row of child whose (unique) child_fk points at it, in one
-    query: (instance or None, child instance or None). The columns are named, so that
-    the row splits where the child's begin."""
-    key = (db.obj, "select_one_with_child", model, field_name, child, child_fk)
-    sql = _CACHE.get(key)
-    if sql is None:
-        sql = _CACHE[key] = (
-            f"{_joined(model, child, child_fk)} WHERE {_table(model)}."
-            f"{_quote(model._meta.fields[field_name].column_name)} = {db.obj.param} LIMIT 1")
-    cursor = db.execute_sql(sql, (value,))
-    row = cursor.fetchone()
-    return (None, None) if row is None else _split_row(model, child, cursor.description, row)
-
-
 def select_many_with_child(model, clauses, child, child_fk):
     """The rows of model whose field is one of values, for any (field_name, values) of
     clauses, each with the one row of child pointing at it: [(instance, child or None)],

@@ -8,6 +8,7 @@ strictly in id order. Other after-commit actions (FreeSWITCH commands) stay in
 memory: they make sense only right after the commit.
 """
 import contextlib
+import itertools
 import logging
 import threading
 
@@ -157,11 +158,8 @@ class Outbox:
     def _insert_rows(self):
         """The rows queued with insert_later, in order: one INSERT per run of one shape."""
         rows, self._rows = self._rows, []
-        start = 0
-        for end in range(1, len(rows) + 1):
-            if end == len(rows) or _shape(rows[end]) != _shape(rows[start]):
-                fastsql.insert_many(rows[start][0], [values for _, values in rows[start:end]])
-                start = end
+        for (model, _), run in itertools.groupby(rows, key=_shape):
+            fastsql.insert_many(model, [values for _, values in run])
 
     def _store_pending(self):
         news, self._news = self._news, []

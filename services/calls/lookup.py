@@ -6,14 +6,11 @@ from services.recordings.schemas import recording_summary
 
 
 def find_for_channel(call_id, fs_uuid):
-    """The call a channel event belongs to: by our id (cc_call_id), else its channel.
-    Its recording comes with it (the dump of every call message shows it): one round
-    trip instead of two."""
-    if call_id:
-        call = _with_recording("id", call_id)
-        if call is not None:
-            return call
-    return _with_recording("fs_uuid", fs_uuid) if fs_uuid else None
+    """The call a channel event belongs to: by our id (cc_call_id), else its channel; with
+    its recording (the dump of every call message shows it), in one query."""
+    found = calls_for_channels([call_id] if call_id else [], [fs_uuid] if fs_uuid else [])
+    return next((c for c in found if call_id and c.id == call_id), None) or \
+        next((c for c in found if fs_uuid and c.fs_uuid == fs_uuid), None)
 
 
 def calls_for_channels(call_ids, fs_uuids):
@@ -25,13 +22,6 @@ def calls_for_channels(call_ids, fs_uuids):
         call.recording_summary = recording_summary(recording)
         found.append(call)
     return found
-
-
-def _with_recording(field_name, value):
-    call, recording = fastsql.select_one_with_child(Call, field_name, value, Recording, "call")
-    if call is not None:
-        call.recording_summary = recording_summary(recording)
-    return call
 
 
 def find_by_job(job_uuid):
