@@ -46,7 +46,7 @@ def real_view(switch: RealFreeSwitch):
     kinds = ("answer-after-1-{}", f"hangup-after-{LIFE}-{{}}", "answer-{}",
              f"hangup-after-{LIFE}-{{}}")
     return SwitchView(switch.channels,
-                      lambda u: switch.cli(f"uuid_exists {u}").strip() == "true",
+                      switch.exists,
                       lambda n: kinds[n % 4].format(n),
                       lambda number: number.startswith("hangup-after-"))
 
