@@ -5,6 +5,7 @@ cover PostgreSQL). Two stacks share the Redis server: `live` (web + events)
 and `second` (a second web process), so a message published once must reach
 clients of both.
 """
+import contextlib
 import json
 import socket
 import struct
@@ -75,7 +76,11 @@ class LiveSocket:
 
     def recv(self, timeout=10):
         self.ws.settimeout(timeout)
-        message = json.loads(self.ws.recv())
+        text = self.ws.recv()
+        if text == "":  # websocket-client's answer to a close frame
+            raise AssertionError("the server closed the socket (a heartbeat timeout if the "
+                                 "test stopped reading for longer than the heartbeat)")
+        message = json.loads(text)
         self.seen.append(message)
         return message
 
@@ -106,6 +111,29 @@ class LiveSocket:
         ack = self.request(message, "subscribed")
         assert ack["type"] == "subscribed", ack
         return ack
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Keep reading (and so answering the server's pings, as a browser does) while the
+        test waits on something else; without it a wait longer than the heartbeat (3 s) gets
+        the client dropped as dead."""
+        done = []
+
+        def read():
+            while not done:
+                try:
+                    self.recv(0.5)
+                except websocket.WebSocketTimeoutException:
+                    pass
+        reader = gevent.spawn(read)
+        try:
+            yield
+        finally:
+            done.append(True)
+            reader.join(5)
+            reader.kill()
+        if reader.exception is not None:
+            raise reader.exception
 
     def close(self):
         try:
@@ -330,8 +358,9 @@ def test_metrics_channel_and_the_realtime_endpoint_show_the_same_figures(live, s
     client.subscribe(["metrics"])
     call = live.post("/api/calls/start", {"to": "1000", "gateway": "gw1"}).json()
     try:
-        wait_until(lambda: live.get(f"/api/calls/{call['id']}").json()["status"] == "in-progress",
-                   10, message="the call to be answered")
+        with client.reading():
+            wait_until(lambda: live.get(f"/api/calls/{call['id']}").json()["status"]
+                       == "in-progress", 10, message="the call to be answered")
         # What the quality work stores on a live call (its last sample); metrics average it.
         live_quality = {"live": {"samples": 1, "last": {"mos": 4.1}, "alert": None}}
         Call.update(quality=live_quality).where(Call.id == call["id"]).execute()
@@ -360,10 +389,11 @@ def test_metrics_channel_and_the_realtime_endpoint_show_the_same_figures(live, s
 def test_two_events_processes_publish_metrics_once(live, second, sockets):
     client = connect(live, sockets)
     client.subscribe(["metrics"])
-    second.start_events()
     try:
-        wait_until(lambda: "events process started" in second.log("events"), 20,
-                   message="the second events process to start")
+        with client.reading():
+            second.start_events()
+            wait_until(lambda: "events process started" in second.log("events"), 20,
+                       message="the second events process to start")
 
         def snapshots():
             return [m for m in client.seen if m.get("type") == "metrics.snapshot"]
@@ -374,7 +404,8 @@ def test_two_events_processes_publish_metrics_once(live, second, sockets):
         # The leader goes away: the other process takes over.
         leader = publishers.pop()
         leader_stack = live if leader.endswith(f":{live.procs['events'][0].pid}") else second
-        leader_stack.stop("events")
+        with client.reading():
+            leader_stack.stop("events")
         takeover = client.until(lambda m: m.get("type") == "metrics.snapshot"
                                 and m["data"]["publisher"]["process"] != leader, timeout=15)
         assert isinstance(takeover[-1]["data"]["freeswitch"]["state"], str)
