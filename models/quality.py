@@ -8,16 +8,20 @@ The statistics read two kinds of table:
   that SQLite and PostgreSQL compute the same way. It is also the record of
   what the call contributed to the rollups, so that a re-run job subtracts
   exactly that before adding the new figures (idempotent, never double counted).
-- `QuarterHourRollup` (all calls, per 15-minute UTC bucket) and `DailyRollup`
-  (per UTC day, per agent / campaign / gateway), with outcome counts beside
-  them in `QuarterHourOutcome` and `DailyOutcome`: sums of the facts, kept up
-  to date by the quality job and rebuilt from the facts by
-  `python -m workers.rollups rebuild`.
+- `QuarterHourRollup` (all calls, per 15-minute UTC bucket), `DailyRollup`
+  (per UTC day, per agent / campaign / gateway) and `HalfHourRollup` (per
+  30-minute UTC bucket, per agent / campaign / gateway), with outcome counts
+  beside them in `QuarterHourOutcome`, `DailyOutcome` and `HalfHourOutcome`:
+  sums of the facts, kept up to date by the quality job and rebuilt from the
+  facts by `python -m workers.rollups rebuild`.
 
 Every current IANA zone's offset is a whole number of quarter hours, so a local
 day is a whole number of 15-minute UTC buckets and day/week/month series come
-from the quarter-hour rollup exactly; zones with other offsets (historical
-local mean times) are answered from the facts.
+from the quarter-hour rollup exactly; one agent's, campaign's or gateway's
+series come from the half-hour rollup in every zone whose offsets are whole
+half hours (all but Nepal, the Chatham Islands and Eucla), or from the daily
+one for UTC days. Other requests (two filters, zones with other offsets) are
+answered from the facts.
 
 Dimension keys are '' rather than NULL: a NULL never matches a unique index,
 which the ON CONFLICT upserts of the rollups rely on.
@@ -106,6 +110,18 @@ class DailyRollup(RollupMeasures):
         indexes = ((("dim", "day", "key"), True),)
 
 
+class HalfHourRollup(RollupMeasures):
+    """Ended calls per 30-minute UTC bucket, per agent, campaign or gateway (dim): one of
+    them over local days of any half-hour zone without reading its calls' facts."""
+
+    dim = peewee.CharField(max_length=8)
+    key = peewee.CharField(max_length=64, default="")
+    bucket = peewee.BigIntegerField()  # epoch seconds, a multiple of 1800
+
+    class Meta:
+        indexes = ((("dim", "key", "bucket"), True),)
+
+
 # Outcome counts live apart from the measures: a call has one outcome, and
 # carrying a dozen sums per (bucket, outcome) would multiply the rows every
 # statistics query scans by the number of outcomes.
@@ -135,5 +151,20 @@ class DailyOutcome(BaseModel):
                    (("dim", "day", "key", "outcome", "calls"), False))
 
 
+class HalfHourOutcome(BaseModel):
+    """Ended calls with an outcome, per 30-minute UTC bucket, agent/campaign/gateway and
+    outcome."""
+
+    dim = peewee.CharField(max_length=8)
+    key = peewee.CharField(max_length=64, default="")
+    bucket = peewee.BigIntegerField()
+    outcome = peewee.CharField(max_length=64)
+    calls = peewee.IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("dim", "key", "bucket", "outcome"), True),
+                   (("dim", "key", "bucket", "outcome", "calls"), False))
+
+
 MODELS = [QualitySample, CallFact, QuarterHourRollup, DailyRollup, QuarterHourOutcome,
-          DailyOutcome]
+          DailyOutcome, HalfHourRollup, HalfHourOutcome]

@@ -25,13 +25,14 @@ from models.migrations import (
     m0009_agent_phones,
     m0010_history_index,
     m0011_outbox_ids,
+    m0012_half_hour_rollups,
 )
 
 logger = logging.getLogger(__name__)
 
 STEPS = (m0001_baseline, m0002_outbox, m0003_agents, m0004_call_legs, m0005_queues,
          m0006_transcripts, m0007_webhooks, m0008_nodes, m0009_agent_phones,
-         m0010_history_index, m0011_outbox_ids)
+         m0010_history_index, m0011_outbox_ids, m0012_half_hour_rollups)
 LATEST = STEPS[-1].VERSION
 MIGRATE_COMMAND = "python -m models.migrate"
 VERSION_TABLE = "schema_version"

@@ -78,11 +78,15 @@ class LocalRange:
         return all(offset == 0 for _, offset in self.segments) and \
             self.start % DAY == 0 and self.end % DAY == 0
 
+    def aligned_to(self, seconds):
+        """True when every local midnight falls on a UTC boundary of `seconds` (15 minutes:
+        all current zones; 30 minutes: all but Nepal, the Chatham Islands and Eucla)."""
+        return all(at % seconds == 0 and offset % seconds == 0
+                   for at, offset in self.segments) and self.end % seconds == 0
+
     @property
     def quarter_aligned(self):
-        """True when every local midnight falls on a 15-minute UTC boundary (all current zones)."""
-        return all(at % rollups.QUARTER_HOUR == 0 and offset % rollups.QUARTER_HOUR == 0
-                   for at, offset in self.segments) and self.end % rollups.QUARTER_HOUR == 0
+        return self.aligned_to(rollups.QUARTER_HOUR)
 
     def local_day_expr(self, column):
         """SQL: the local day number (days since 1970-01-01 in the zone) of an epoch column."""

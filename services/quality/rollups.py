@@ -25,6 +25,8 @@ from models.quality import (
     CallFact,
     DailyOutcome,
     DailyRollup,
+    HalfHourOutcome,
+    HalfHourRollup,
     QuarterHourOutcome,
     QuarterHourRollup,
     RollupMeasures,
@@ -34,6 +36,7 @@ from services.calls import state as cs
 logger = logging.getLogger(__name__)
 
 QUARTER_HOUR = 900
+HALF_HOUR = 1800
 DAY = 86400
 EPOCH = datetime.datetime(1970, 1, 1)
 DIMENSIONS = {"agent": "agent_id", "campaign": "campaign_id", "gateway": "gateway"}
@@ -87,15 +90,19 @@ def _fact_dict(row):
 
 def rollup_rows(fact):
     """(model, key columns and values, measure names) of every rollup row a fact counts in."""
+    half_hour = fact["bucket"] - fact["bucket"] % HALF_HOUR
     yield QuarterHourRollup, {"bucket": fact["bucket"]}, MEASURES
     for dim, column in DIMENSIONS.items():
         yield DailyRollup, {"dim": dim, "key": fact[column], "day": fact["day"]}, MEASURES
+        yield HalfHourRollup, {"dim": dim, "key": fact[column], "bucket": half_hour}, MEASURES
     if fact["outcome"]:
         yield QuarterHourOutcome, {"bucket": fact["bucket"], "outcome": fact["outcome"]}, (
             "calls",)
         for dim, column in DIMENSIONS.items():
             yield DailyOutcome, {"dim": dim, "key": fact[column], "day": fact["day"],
                                  "outcome": fact["outcome"]}, ("calls",)
+            yield HalfHourOutcome, {"dim": dim, "key": fact[column], "bucket": half_hour,
+                                    "outcome": fact["outcome"]}, ("calls",)
 
 
 def _upsert_add(model, keys, measures, fact, sign):
@@ -212,7 +219,8 @@ def _delete_orphan_facts():
     return cursor.rowcount
 
 
-ROLLUP_MODELS = (QuarterHourRollup, DailyRollup, QuarterHourOutcome, DailyOutcome)
+ROLLUP_MODELS = (QuarterHourRollup, DailyRollup, QuarterHourOutcome, DailyOutcome,
+                 HalfHourRollup, HalfHourOutcome)
 
 
 def _rebuild_queries():
@@ -234,6 +242,14 @@ def _rebuild_queries():
                CallFact.select(peewee.Value(dim), key, CallFact.day, CallFact.outcome,
                                fn.SUM(CallFact.calls))
                .where(with_outcome).group_by(key, CallFact.day, CallFact.outcome))
+        half_hour = CallFact.bucket / HALF_HOUR * HALF_HOUR  # integer division (both engines)
+        yield (HalfHourRollup, ["dim", "key", "bucket", *measures],
+               CallFact.select(peewee.Value(dim), key, half_hour, *sums)
+               .group_by(key, half_hour))
+        yield (HalfHourOutcome, ["dim", "key", "bucket", "outcome", "calls"],
+               CallFact.select(peewee.Value(dim), key, half_hour, CallFact.outcome,
+                               fn.SUM(CallFact.calls))
+               .where(with_outcome).group_by(key, half_hour, CallFact.outcome))
 
 
 def rebuild_rollups():

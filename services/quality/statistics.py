@@ -14,6 +14,8 @@ from models.quality import (
     CallFact,
     DailyOutcome,
     DailyRollup,
+    HalfHourOutcome,
+    HalfHourRollup,
     QuarterHourOutcome,
     QuarterHourRollup,
 )
@@ -165,12 +167,29 @@ class StatisticsService:
             *([do.key == value] if value is not None else []))
         return Rows(_grouped(measures, 1), _grouped(outcomes, 2), "rollups")
 
+    @staticmethod
+    def _half_hour_rows(rng, named):
+        """Sums per local day number of one agent, campaign or gateway from the half-hour
+        rollups (the zone's midnights fall on half hours)."""
+        (name, value), = named.items()
+        h, ho = HalfHourRollup, HalfHourOutcome
+        measures = h.select(rng.local_day_expr(h.bucket), *_sums(h)).where(
+            h.dim == FILTER_DIMS[name], h.key == value, h.bucket >= rng.start,
+            h.bucket < rng.end)
+        outcomes = ho.select(rng.local_day_expr(ho.bucket), ho.outcome, fn.SUM(ho.calls)).where(
+            ho.dim == FILTER_DIMS[name], ho.key == value, ho.bucket >= rng.start,
+            ho.bucket < rng.end)
+        return Rows(_grouped(measures, 1), _grouped(outcomes, 2), "rollups")
+
     def _day_rows(self, rng, named):
         """Sums per local day number over the range (rollups when they can answer exactly:
         the daily ones for UTC days and at most one filter, the quarter-hour ones for any
-        zone without filters; else the facts, whose cost grows with the calls)."""
+        zone without filters, the half-hour ones for one filter in a half-hour zone; else
+        the facts, whose cost grows with the calls)."""
         if len(named) <= 1 and rng.utc_days:
             return self._daily_rows(rng, named)
+        if len(named) == 1 and rng.aligned_to(rollups.HALF_HOUR):
+            return self._half_hour_rows(rng, named)
         filters = self._filters(named)
         if not filters and rng.quarter_aligned:
             q, qo = QuarterHourRollup, QuarterHourOutcome

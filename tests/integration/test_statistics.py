@@ -60,14 +60,14 @@ ROWS = {
     "G": {"created_at": UTC(2024, 1, 12, 14, 0), "agent_id": "a2", "campaign_id": "c2",
           "gateway": "g1", "status": "in-progress", "answered": True},
     # Berlin switches from +1 to +2 at 2024-03-31 01:00 UTC.
-    "J": {"created_at": UTC(2024, 3, 30, 22, 59), "agent_id": "a4", "status": "busy",
-          "duration": 2},
-    "K": {"created_at": UTC(2024, 3, 30, 23, 0), "agent_id": "a4", "status": "busy",
-          "duration": 2},
-    "L": {"created_at": UTC(2024, 3, 31, 21, 59), "agent_id": "a4", "status": "busy",
-          "duration": 2},
-    "M": {"created_at": UTC(2024, 3, 31, 22, 0), "agent_id": "a4", "status": "busy",
-          "duration": 2},
+    "J": {"created_at": UTC(2024, 3, 30, 22, 59), "agent_id": "a4", "campaign_id": "c4",
+          "status": "busy", "duration": 2},
+    "K": {"created_at": UTC(2024, 3, 30, 23, 0), "agent_id": "a4", "campaign_id": "c4",
+          "status": "busy", "duration": 2},
+    "L": {"created_at": UTC(2024, 3, 31, 21, 59), "agent_id": "a4", "campaign_id": "c4",
+          "status": "busy", "duration": 2},
+    "M": {"created_at": UTC(2024, 3, 31, 22, 0), "agent_id": "a4", "campaign_id": "c4",
+          "status": "busy", "duration": 2},
 }
 
 
@@ -148,10 +148,14 @@ def test_dst_day(stats):
     # J 23:59 CET Mar 30; K 00:00 CET Mar 31; L 23:59 CEST Mar 31 (a 23-hour day); M Apr 1.
     assert counts(berlin["series"]) == {"2024-03-30": 1, "2024-03-31": 2, "2024-04-01": 1}
     assert berlin["series"][2]["start"] == "2024-04-01T00:00:00+02:00"
+    # One filter: the half-hour rollups; two: the facts (J..M are all a4's, in c4).
+    one_agent = query(stats, "2024-03-30", "2024-04-01", "Europe/Berlin", period="day",
+                      agent_id="a4")
+    assert one_agent["computed_from"]["totals"] == "rollups"
     from_facts = query(stats, "2024-03-30", "2024-04-01", "Europe/Berlin", period="day",
-                       agent_id="a4")
+                       agent_id="a4", campaign_id="c4")
     assert from_facts["computed_from"]["totals"] == "facts"
-    assert counts(from_facts["series"]) == counts(berlin["series"])
+    assert counts(from_facts["series"]) == counts(one_agent["series"]) == counts(berlin["series"])
     utc = query(stats, "2024-03-30", "2024-04-01", period="day")
     assert counts(utc["series"]) == {"2024-03-30": 2, "2024-03-31": 2, "2024-04-01": 0}
 
@@ -175,9 +179,29 @@ def test_utc_days_with_one_filter_come_from_the_daily_rollups_as_the_facts_say(s
     assert everyone["totals"]["calls"] == 12
     assert counts(everyone["series"]) == {"2024-01-01": 8, "2024-02-01": 0, "2024-03-01": 4,
                                           "2024-04-01": 0}
-    berlin = query(stats, "2024-01-09", "2024-01-12", "Europe/Berlin", period="day",
-                   agent_id="a1")
-    assert berlin["computed_from"]["totals"] == "facts"  # local days are not UTC days
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "Asia/Kolkata", "America/St_Johns"])
+def test_one_filter_in_a_half_hour_zone_comes_from_the_half_hour_rollups_as_the_facts_say(
+        stats, tz):
+    rolled = query(stats, "2024-01-09", "2024-01-12", tz, period="day", agent_id="a1")
+    assert rolled["computed_from"]["totals"] == "rollups"
+    from_facts = query(stats, "2024-01-09", "2024-01-12", tz, period="day", agent_id="a1",
+                       campaign_id="c1")
+    assert from_facts["computed_from"]["totals"] == "facts"
+    assert rolled["totals"] == from_facts["totals"] and rolled["totals"]["calls"] == 3
+    assert rolled["series"] == from_facts["series"]
+    assert rolled["totals"]["outcomes"] == {"callback": 1, "sale": 1}
+
+
+def test_one_filter_in_a_quarter_hour_zone_comes_from_the_facts(stats):
+    # Kathmandu is UTC+5:45: its midnights are not on half hours. A1's H (Jan 9 23:15 UTC)
+    # is Jan 10 05:00 there, A Jan 10 15:45, B (Jan 10 23:30 UTC) Jan 11 05:15.
+    nepal = query(stats, "2024-01-09", "2024-01-12", "Asia/Kathmandu", period="day",
+                  agent_id="a1")
+    assert nepal["computed_from"]["totals"] == "facts"
+    assert counts(nepal["series"]) == {"2024-01-09": 0, "2024-01-10": 2, "2024-01-11": 1,
+                                       "2024-01-12": 0}
 
 
 def test_weeks_and_months(stats):

@@ -243,3 +243,32 @@ def test_outbox_rows_waiting_at_the_upgrade_are_kept_and_no_id_comes_back(databa
         "VALUES ('publish', 'calls', 'call.ended', '{}', '2026-12-01 12:00:01')")
     new_id = database.execute_sql("SELECT id FROM outbox_message").fetchone()[0]
     assert new_id > before[-1][0]
+
+
+def test_the_half_hour_rollups_are_filled_from_the_facts_at_the_upgrade(database):
+    """0012: a database with statistics gets its per-agent/campaign/gateway half-hour sums
+    (what the quality job would have added call by call)."""
+    upgrade(database, target=11)
+    facts = [("c1", "A", "camp", "gw", 3600, 10, "sale"),  # 01:00 and 01:15: one half hour
+             ("c2", "A", "camp", "gw", 4500, 20, "sale"),
+             ("c3", "B", "", "gw", 5400, 0, "")]  # 01:30: the next
+    with database.bind_ctx([v1.CallFact]):
+        for call_id, agent, campaign, gateway, bucket, billsec, outcome in facts:
+            v1.CallFact.create(call_id=call_id, created_epoch=bucket + 60, bucket=bucket,
+                               day=0, agent_id=agent, campaign_id=campaign, gateway=gateway,
+                               outcome=outcome, status="completed", calls=1, completed=1,
+                               billsec=billsec)
+    upgrade(database)
+    rows = database.execute_sql(
+        'SELECT dim, "key", bucket, calls, completed, billsec FROM half_hour_rollup '
+        'ORDER BY dim, "key", bucket').fetchall()
+    assert [tuple(row) for row in rows] == [
+        ("agent", "A", 3600, 2, 2, 30), ("agent", "B", 5400, 1, 1, 0),
+        ("campaign", "", 5400, 1, 1, 0), ("campaign", "camp", 3600, 2, 2, 30),
+        ("gateway", "gw", 3600, 2, 2, 30), ("gateway", "gw", 5400, 1, 1, 0)]
+    outcomes = database.execute_sql(
+        'SELECT dim, "key", bucket, outcome, calls FROM half_hour_outcome '
+        'ORDER BY dim').fetchall()
+    assert [tuple(row) for row in outcomes] == [
+        ("agent", "A", 3600, "sale", 2), ("campaign", "camp", 3600, "sale", 2),
+        ("gateway", "gw", 3600, "sale", 2)]

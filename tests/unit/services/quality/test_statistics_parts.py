@@ -59,6 +59,19 @@ def test_a_zone_off_the_quarter_hour_is_not_answered_from_quarter_hour_rollups()
     assert LocalRange.of(day, day, zoneinfo.ZoneInfo("Asia/Kolkata")).quarter_aligned
 
 
+@pytest.mark.parametrize("zone, half_hours", [
+    ("Asia/Kolkata", True), ("America/St_Johns", True), ("Australia/Adelaide", True),
+    ("Europe/Berlin", True), ("Asia/Kathmandu", False), ("Pacific/Chatham", False)])
+def test_which_zones_the_half_hour_rollups_answer(zone, half_hours):
+    # A range across a summer-time change in either hemisphere (St. John's and Berlin in
+    # March, Adelaide and Chatham in April): every segment's offset counts.
+    rng = LocalRange.of(datetime.date(2024, 3, 1), datetime.date(2024, 4, 10),
+                        zoneinfo.ZoneInfo(zone))
+    assert len(rng.segments) == (1 if zone in ("Asia/Kolkata", "Asia/Kathmandu") else 2)
+    assert rng.aligned_to(1800) is half_hours
+    assert rng.quarter_aligned
+
+
 def test_weeks_start_on_monday_and_months_on_the_first():
     sunday = datetime.date(2024, 3, 31)
     assert period_start(sunday, "week") == datetime.date(2024, 3, 25)
