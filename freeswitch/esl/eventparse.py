@@ -1,4 +1,5 @@
-"""Parsing of ESL event bodies (json and plain) into flat dicts."""
+"""Parsing of ESL event bodies (json and plain) into flat dicts, and of their timestamps."""
+import datetime
 import json
 from urllib.parse import unquote
 
@@ -30,3 +31,14 @@ def parse_event(content_type, body):
     if content_type == "text/event-json":
         return parse_json_event(body)
     return parse_plain_event(body)
+
+
+def fs_time(event, header):
+    """A FreeSWITCH microsecond timestamp header -> naive UTC datetime (None if 0/absent)."""
+    try:
+        micros = int(event.get(header) or 0)
+    except ValueError:
+        return None
+    if micros <= 0:
+        return None
+    return datetime.datetime.fromtimestamp(micros / 1e6, datetime.timezone.utc).replace(tzinfo=None)

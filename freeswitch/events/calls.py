@@ -2,12 +2,13 @@
 import logging
 
 from freeswitch.esl.commands import ChannelSnapshot
+from freeswitch.esl.eventparse import fs_time
 from freeswitch.events.batch_calls import BatchCalls
 from models import utcnow
 from models.call import AGENT_FIRST, LEG_AGENT
 from services.calls import state as cs
 from services.calls.bridging import LEG_FORMER, leg_of
-from services.calls.service import SOURCE_FS, SOURCE_RECONCILE, CallService, fs_time
+from services.calls.service import SOURCE_FS, SOURCE_RECONCILE, CallService
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Which header means what is decided here; RecordingService gets plain facts
 """
 import logging
 
-from services.calls.service import fs_time
+from freeswitch.esl.eventparse import fs_time
 from services.recordings.service import RecordingService
 
 logger = logging.getLogger(__name__)

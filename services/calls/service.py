@@ -1,5 +1,4 @@
 """CallService: the one place that changes calls (API, events process, reconciliation)."""
-import datetime
 import logging
 import uuid
 
@@ -26,17 +25,6 @@ SOURCE_RECONCILE = "reconcile"
 GONE_REASON = cs.GONE_REASON
 NO_GATEWAY = ("no gateway given and no DEFAULT_GATEWAY configured: name one in `gateway` "
               "(see GET /api/sip/status) or set DEFAULT_GATEWAY")
-
-
-def fs_time(event, header):
-    """A FreeSWITCH microsecond timestamp header -> naive UTC datetime (None if 0/absent)."""
-    try:
-        micros = int(event.get(header) or 0)
-    except ValueError:
-        return None
-    if micros <= 0:
-        return None
-    return datetime.datetime.fromtimestamp(micros / 1e6, datetime.timezone.utc).replace(tzinfo=None)
 
 
 class CallService:
@@ -186,6 +174,15 @@ class CallService:
                         at=at, quiet=True)
         if self.transition(call, status, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", outbox,
                            at=at, **facts):
+            return True
+        if cs.answered_after_all(call, status):
+            # The API ended it as the far end answered: completed, as FreeSWITCH says.
+            previous = cs.correct_to_completed(call)
+            for key, value in facts.items():
+                if value is not None:
+                    setattr(call, key, value)
+            fill_handling_times(call)
+            self._changed(call, previous, SOURCE_FS, "CHANNEL_HANGUP_COMPLETE", outbox, at)
             return True
         self.apply_hangup_facts(call, facts, outbox, at=at)
         return False

@@ -140,6 +140,22 @@ def apply(call, requested, strict=False, at=None):
     return previous
 
 
+def answered_after_all(call, status):
+    """True for a call ended as canceled (the API hung up before the answer's event was
+    applied) whose hangup says FreeSWITCH had answered it: the hangup's word wins."""
+    return call.status == CANCELED and status == COMPLETED and call.answered_at is not None
+
+
+def correct_to_completed(call):
+    """Make a canceled call that had been answered completed (its talk time recounted from
+    the answer); returns the status it had."""
+    previous = call.status
+    call.status = COMPLETED
+    call.billsec = call.ring_seconds = None  # rang until the answer, talked from it
+    _fill_durations(call)
+    return previous
+
+
 def reopenable(call):
     """True for a call that reconciliation ended (its channel was believed gone)."""
     return call.status in REOPENABLE and call.status_reason == GONE_REASON

@@ -317,3 +317,38 @@ def test_a_late_hangup_agreeing_with_reconciliation_only_fills_in_the_figures(ha
     stored = Call.get_by_id(call.id)
     assert (stored.status, stored.billsec) == ("completed", 9)
     assert [t[2] for t in trail(call)] == ["completed", "completed"]  # no reopen-and-close
+
+
+def test_a_call_the_api_canceled_as_it_was_answered_ends_completed(handlers, redis_client):
+    """The API hung up while the answer's event was still on its way: POST /end saw a
+    ringing call and stored `canceled`; FreeSWITCH's hangup says it had been answered."""
+    ringing = utcnow() - datetime.timedelta(seconds=10)
+    answered, ended = ringing + datetime.timedelta(seconds=4), utcnow()
+    call = api_call(status="canceled", hangup_cause="ORIGINATOR_CANCEL", ringing_at=ringing,
+                    ended_at=ended, billsec=0, duration=60, ring_seconds=10)
+    late_answer = event("CHANNEL_ANSWER", call.fs_uuid,
+                        **{"Caller-Channel-Answered-Time": micros(answered)})
+    hangup = event("CHANNEL_HANGUP_COMPLETE", call.fs_uuid,
+                   **{"Hangup-Cause": "NORMAL_CLEARING", "variable_billsec": "6",
+                      "Caller-Channel-Answered-Time": micros(answered)})
+    apply(handlers, late_answer)
+    assert Call.get_by_id(call.id).status == "canceled"  # an answer alone reopens nothing
+    apply(handlers, hangup)
+    apply(handlers, hangup)  # a replay changes nothing more
+    stored = Call.get_by_id(call.id)
+    assert (stored.status, stored.hangup_cause, stored.billsec) == \
+        ("completed", "NORMAL_CLEARING", 6)
+    assert abs((stored.answered_at - answered).total_seconds()) < 0.001
+    assert stored.ring_seconds == 4
+    assert [t[2] for t in trail(call)] == ["completed"]
+    assert news(redis_client, call.id) == [("call.ended", "completed")]
+
+
+def test_a_canceled_call_whose_hangup_says_unanswered_stays_canceled(handlers, redis_client):
+    call = api_call(status="canceled", hangup_cause="ORIGINATOR_CANCEL", ended_at=utcnow(),
+                    billsec=0, duration=3)
+    apply(handlers, event("CHANNEL_HANGUP_COMPLETE", call.fs_uuid,
+                          **{"Hangup-Cause": "ORIGINATOR_CANCEL",
+                             "Caller-Channel-Answered-Time": "0"}))
+    assert Call.get_by_id(call.id).status == "canceled"
+    assert trail(call) == [] and news(redis_client, call.id) == []
