@@ -75,6 +75,7 @@ def ensure_seeded(url, calls, days, fresh, grow_from=None):
     have = count_calls(url)
     if have >= calls and not fresh:
         print(f"  reusing {have:,} calls")
+        upgrade_schema(url)
         return
     if grow_from and url.startswith("postgres") and calls % grow_from == 0:
         if have:
@@ -96,6 +97,20 @@ def ensure_seeded(url, calls, days, fresh, grow_from=None):
     print("  " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     if url.startswith("postgres"):
         vacuum_analyze(url)
+
+
+def upgrade_schema(url):
+    """A database seeded by older code gets the newer schema steps (timed: what an
+    operator's release step costs at this size), then fresh planner statistics."""
+    from models import db, init_db, migrate_database
+    init_db(url)
+    t0 = time.perf_counter()
+    with db.connection_context():
+        applied = migrate_database()
+    if applied:
+        print(f"  schema steps {applied} applied in {time.perf_counter() - t0:.1f} s")
+        if url.startswith("postgres"):
+            vacuum_analyze(url)
 
 
 def vacuum_analyze(url):

@@ -18,12 +18,14 @@ would: the statistics come from its facts and rollups.
 """
 import datetime
 
+import peewee
 import pytest
+from peewee import fn
 
-from models import Call
+from models import Call, is_sqlite
 from services.calls.notifier import CallNotifier
 from services.publisher import Publisher
-from services.quality import rollups
+from services.quality import rollups, statistics
 from services.quality.service import QualityService
 from services.quality.statistics import StatisticsService
 
@@ -345,3 +347,19 @@ def test_the_sweep_counts_calls_whose_job_was_lost(quality, calls, stats):
     assert Call.get_by_id(lost.id).quality["mos_avg"] == 4.1
     day = (now - datetime.timedelta(minutes=10)).date().isoformat()
     assert query(stats, day, day, agent_id="z1")["totals"]["calls"] == 1
+
+
+def test_on_postgresql_the_outcome_rows_come_from_a_second_connection_meanwhile(bound_db):
+    """A statistics request waits for the longer of its two queries, not their sum: the
+    outcomes run on another pooled connection (another backend) while the measures run;
+    inside a transaction both stay on its connection (they must see its writes)."""
+    if is_sqlite():
+        pytest.skip("SQLite runs in the web process: its queries go one by one")
+    measures = peewee.Select(columns=[fn.pg_backend_pid()]).bind(bound_db)
+    outcomes = peewee.Select(columns=[fn.pg_backend_pid(), peewee.Value("sale")]).bind(bound_db)
+    rows = statistics._rows(measures, outcomes, "rollups")
+    ((mine,),), ((theirs, outcome),) = rows.measures, rows.outcomes
+    assert mine != theirs and outcome == "sale" and rows.source == "rollups"
+    with bound_db.atomic():
+        rows = statistics._rows(measures, outcomes, "rollups")
+    assert rows.measures[0][0] == rows.outcomes[0][0] == mine

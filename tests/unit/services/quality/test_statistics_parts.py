@@ -152,3 +152,4 @@ def test_an_unknown_time_zone_is_a_422_naming_the_parameter_the_client_sent():
         buckets.zone_named("Mars/Olympus")
     assert list(statistics_error.value.errors["query"]) == ["time_zone"]
     assert list(queues_error.value.errors["query"]) == ["tz"]
+
