@@ -8,6 +8,7 @@ them has its own tests); everything else is the stack's own work, seen through t
 the simulator's channels and the database.
 """
 import datetime
+import time
 
 import gevent
 import pytest
@@ -114,12 +115,17 @@ def test_caller_who_hangs_up_while_waiting_abandoned(qstack, sim, queues_channel
     caller = sim.inbound_call("15550001001", number, answer_after=0.05)
     call = call_of_channel(caller)
     entry_of(call.id)
-    gevent.sleep(1.2)
+    joined = time.monotonic()
+    mine = lambda: [m for m in queues_channel.messages if m["data"].get("call_id") == call.id]  # noqa: E731
+    # Positions go out once a second at most, on a dispatch round: wait for this caller's
+    # first one (a loaded machine may take longer than a second), then for 1.2 s of waiting.
+    wait_until(lambda: "queue.caller_position" in [m["type"] for m in mine()], 10,
+               message="the caller's position on the queues channel")
+    gevent.sleep(max(0.0, 1.2 - (time.monotonic() - joined)))
     sim.hangup(caller)
     wait_until(lambda: entry_status(call.id) == "abandoned", 10)
     entry = entries_of(call.id)[-1]
     assert entry.wait_seconds >= 1 and entry.left_at is not None
-    mine = lambda: [m for m in queues_channel.messages if m["data"].get("call_id") == call.id]  # noqa: E731
     wait_until(lambda: "queue.caller_left" in [m["type"] for m in mine()], 5)
     kinds = [m["type"] for m in mine()]
     assert kinds[0] == "queue.caller_joined" and "queue.caller_position" in kinds
