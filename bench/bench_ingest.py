@@ -421,6 +421,17 @@ def api_starts(stack, n, clients=4):
     return latencies, failures
 
 
+def health_latencies(stack, n):
+    """The reference of the start latency: GET /api/health n times from one sequential
+    client, the same way (its p99 is what this machine and client add to any request)."""
+    session, latencies = requests.Session(), []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        session.get(stack.url("/api/health"), headers=stack.http.headers)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    return latencies
+
+
 def percentiles(latencies):
     latencies = sorted(latencies)
     return {"requests": len(latencies), "p50_ms": round(statistics.median(latencies), 1),
@@ -438,9 +449,11 @@ def start_latency(stack, switch, n, load_rate=0):
         loader = gevent.spawn(send, switch.subscribed()[0], events, load_rate)
         gevent.sleep(1.0)
     latencies, failures = api_starts(stack, n, clients=1)
+    reference = health_latencies(stack, n)
     if loader is not None:
         loader.kill()
-    return dict(percentiles(latencies), failures=len(failures), load_events_per_s=load_rate)
+    return dict(percentiles(latencies), failures=len(failures), load_events_per_s=load_rate,
+                reference_health=percentiles(reference))
 
 
 def api_flow(stack, switch, feed, n, window, db_url, profiler=None):
