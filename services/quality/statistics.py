@@ -125,9 +125,10 @@ def _rows(measures, outcomes, source):
     other = gevent.spawn(_grouped_apart, outcomes, 2)
     try:
         grouped = _grouped(measures, 1)
-    except BaseException:
-        other.kill()
-        raise
+    finally:
+        # Never killed mid-query (its connection would go back to the pool busy): a failed
+        # measures query waits for the outcomes to end, then raises.
+        other.join()
     return Rows(grouped, other.get(), source)
 
 
