@@ -283,12 +283,14 @@ class Stack:
         """One request; sent again once when a kept-alive connection was closed as it went
         out: gunicorn closes a connection idle for its keep-alive (2 s) while it waits for
         the next request line, so a request that meets that close was never read (the
-        server answers nothing and ran nothing) and a test pausing ~2 s would fail on it."""
+        server answers nothing and ran nothing) and a test pausing ~2 s would fail on it.
+        The client sees an empty answer, or a reset when the request had already reached
+        the closing socket (the kernel answers unread data with RST)."""
         kw.setdefault("timeout", 15)
         try:
             return self.http.request(method, self.url(path), **kw)
         except requests.ConnectionError as exc:
-            if "Remote end closed connection without response" not in str(exc):
+            if not _closed_while_idle(exc):
                 raise
             return self.http.request(method, self.url(path), **kw)
 
@@ -303,6 +305,12 @@ class Stack:
 
     def delete(self, path, **kw):
         return self._send("DELETE", path, **kw)
+
+
+def _closed_while_idle(exc):
+    text = str(exc)
+    return ("Remote end closed connection without response" in text
+            or "Connection reset by peer" in text)
 
 
 def stack_env(db_url, redis_url, sim_port, workdir, **extra):
