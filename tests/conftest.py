@@ -386,9 +386,16 @@ class ChannelRecorder:
     def __init__(self, redis_url, channels=("calls",)):
         from services.redis_client import pubsub_channel
         self.client = redis.Redis.from_url(redis_url)
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub = self.client.pubsub()
         self.pubsub.subscribe(*[pubsub_channel(c) for c in channels])
         self.messages = []
+        # Redis has subscribed once it confirmed each channel: a message published
+        # after that (from any connection) reaches this recorder.
+        confirmed, deadline = 0, time.monotonic() + 10
+        while confirmed < len(channels) and time.monotonic() < deadline:
+            msg = self.pubsub.get_message(timeout=0.5)
+            confirmed += bool(msg and msg["type"] == "subscribe")
+        assert confirmed == len(channels), "Redis did not confirm the subscriptions"
         self._greenlet = gevent.spawn(self._run)
 
     def _run(self):
