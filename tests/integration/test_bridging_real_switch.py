@@ -50,10 +50,10 @@ def test_agent_first_rings_the_agent_then_bridges_the_customer(real_stack, real_
     wait_until(lambda: call_of(real_stack, call["id"])["bridged_at"], 15, message="bridged")
     now = call_of(real_stack, call["id"])
     assert now["status"] == "in-progress"
-    wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "on-call", 15)
     legs = {call["fs_uuid"], call["agent_leg_uuid"]}
     # `show channels` lags the channel events by ~150 ms (20_show_channels_lag.capture)
-    wait_until(lambda: legs <= real_freeswitch.channels(), 3, message="both legs listed")
+    wait_until(lambda: legs <= real_freeswitch.channels(), 15, message="both legs listed")
     # FreeSWITCH itself says the two legs are bridged to each other.
     assert real_freeswitch.cli(f"uuid_getvar {call['agent_leg_uuid']} bridge_uuid").strip() \
         == call["fs_uuid"]
@@ -66,7 +66,7 @@ def test_agent_first_rings_the_agent_then_bridges_the_customer(real_stack, real_
     wait_until(lambda: call_of(real_stack, call["id"])["talk_seconds"] is not None, 10)
     ended = call_of(real_stack, call["id"])
     assert ended["status"] == "completed" and ended["talk_seconds"] >= 1
-    wait_until(lambda: agent_of(real_stack, agent_id)["state"] in ("wrap-up", "available"), 5)
+    wait_until(lambda: agent_of(real_stack, agent_id)["state"] in ("wrap-up", "available"), 15)
     states = [c["to_state"] for c in real_stack.get(f"/api/agents/{agent_id}/states").json()]
     assert states[:4] == ["available", "ringing", "on-call", "wrap-up"]
 
@@ -82,8 +82,8 @@ def test_agent_no_answer_never_dials_the_customer(real_stack, real_freeswitch):
         real_freeswitch.cli("global_setvar farend_phone_1002=answer")
     ended = call_of(real_stack, call["id"])
     assert ended["status"] == "failed" and ended["status_reason"] == "agent-no-answer", ended
-    wait_until(lambda: call["agent_leg_uuid"] not in real_freeswitch.channels(), 5)
-    wait_until(lambda: call["fs_uuid"] not in real_freeswitch.channels(), 5)
+    wait_until(lambda: call["agent_leg_uuid"] not in real_freeswitch.channels(), 15)
+    wait_until(lambda: call["fs_uuid"] not in real_freeswitch.channels(), 15)
     gevent.sleep(0.5)  # the CDRs of the hung-up legs are written
     assert to not in dialled_numbers(real_freeswitch)
     agent = agent_of(real_stack, agent_id)
@@ -98,7 +98,7 @@ def test_customer_busy_ends_busy_and_leaves_no_leg(real_stack, real_freeswitch):
     # The agent's leg (answered, its bridge failed) is hung up: no orphan.
     wait_until(lambda: not {call["agent_leg_uuid"], call["fs_uuid"]}
                & real_freeswitch.channels(), 10, message="no leg left")
-    wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "available", 5)
+    wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "available", 15)
 
 
 def test_customer_first_bridges_the_agent_when_the_customer_answers(real_stack,
@@ -108,10 +108,10 @@ def test_customer_first_bridges_the_agent_when_the_customer_answers(real_stack,
     assert call["mode"] == "customer_first"
     wait_until(lambda: call_of(real_stack, call["id"])["bridged_at"], 15, message="bridged")
     assert call_of(real_stack, call["id"])["status"] == "in-progress"
-    wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "on-call", 15)
     legs = {call["fs_uuid"], call["agent_leg_uuid"]}
     # `show channels` lags the channel events by ~150 ms (20_show_channels_lag.capture)
-    wait_until(lambda: legs <= real_freeswitch.channels(), 3, message="both legs listed")
+    wait_until(lambda: legs <= real_freeswitch.channels(), 15, message="both legs listed")
     assert real_stack.post(f"/api/calls/{call['id']}/end", {}).status_code == 200
     wait_until(lambda: not legs & real_freeswitch.channels(), 10, message="legs gone")
 

@@ -23,7 +23,7 @@ def bridged_call(stack, agent_id):
     call_id = resp.json()["id"]
     wait_until(lambda: stack.get(f"/api/calls/{call_id}").json()["bridged_at"], 15,
                message="customer and agent bridged")
-    wait_until(lambda: agent_state(stack, agent_id) == "on-call", 5, message="agent on-call")
+    wait_until(lambda: agent_state(stack, agent_id) == "on-call", 15, message="agent on-call")
     return stack.get(f"/api/calls/{call_id}").json()
 
 

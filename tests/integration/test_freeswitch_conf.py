@@ -125,7 +125,7 @@ def carrier_call_lands(switch, did, password=PASSWORD):
         return None
     row = wait_for_channel(switch, lambda r: r["name"].startswith("sofia/external/")
                            and r["dest"] == did and r["application"] == "park",
-                           password, timeout=3.0)
+                           password, timeout=10.0)
     return dump(switch, row["uuid"], password) if row else None
 
 

@@ -83,7 +83,7 @@ def test_caller_hears_music_then_is_bridged_to_the_agent(real_stack, real_freesw
     wait_until(lambda: call_row(caller.call.id).bridged_at, 20, message="bridged")
     call = call_row(caller.call.id)
     assert call.status == "in-progress" and call.agent_id == agent_id
-    wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(real_stack, agent_id)["state"] == "on-call", 15)
     assert real_freeswitch.cli(f"uuid_getvar {call.fs_uuid} bridge_uuid").strip() == \
         call.agent_leg_uuid
     entry = entries_of(call.id)[-1]
@@ -167,7 +167,7 @@ def test_an_agent_transfers_the_caller_into_another_queue(real_stack, real_frees
     sales, support = make_queue([first]), make_queue([second])
     caller = Caller(real_freeswitch, route_to(sales))
     wait_until(lambda: call_row(caller.call.id).bridged_at, 20, message="bridged to the first")
-    wait_until(lambda: agent_of(real_stack, first)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(real_stack, first)["state"] == "on-call", 15)
     first_leg = call_row(caller.call.id).agent_leg_uuid
     moved = real_stack.post(f"/api/calls/{caller.call.id}/transfer", {"queue": support})
     assert moved.status_code == 200, moved.text
