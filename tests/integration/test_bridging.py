@@ -51,18 +51,18 @@ def test_agent_first_rings_the_agent_then_bridges_the_customer(stack, sim):
     assert agent_of(stack, agent_id)["state"] == "ringing"
     wait_until(lambda: call_of(stack, call["id"])["bridged_at"], 10, message="bridged")
     assert call_of(stack, call["id"])["status"] == "in-progress"
-    wait_until(lambda: agent_of(stack, agent_id)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(stack, agent_id)["state"] == "on-call", 15)
     assert sim.channels[call["agent_leg_uuid"]].bridge is sim.channels[call["fs_uuid"]].bridge
     trail = stack.get(f"/api/calls/{call['id']}/events").json()
     agent_events = [e["event_name"] for e in trail if (e["data"] or {}).get("leg") == "agent"]
     assert "CHANNEL_ANSWER" in agent_events and "CHANNEL_BRIDGE" in agent_events
     gevent.sleep(1.1)
     assert stack.post(f"/api/calls/{call['id']}/end", {}).status_code == 200
-    wait_until(lambda: not legs_up(sim, call), 5, message="no leg left in the simulator")
+    wait_until(lambda: not legs_up(sim, call), 15, message="no leg left in the simulator")
     wait_until(lambda: call_of(stack, call["id"])["talk_seconds"] is not None, 10)
     ended = call_of(stack, call["id"])
     assert ended["status"] == "completed" and ended["talk_seconds"] >= 1
-    wait_until(lambda: agent_of(stack, agent_id)["state"] in ("wrap-up", "available"), 5)
+    wait_until(lambda: agent_of(stack, agent_id)["state"] in ("wrap-up", "available"), 15)
     states = [c["to_state"] for c in stack.get(f"/api/agents/{agent_id}/states").json()]
     assert states[:4] == ["available", "ringing", "on-call", "wrap-up"]
 
@@ -89,7 +89,7 @@ def test_agent_busy_fails_the_call_agent_busy(stack, sim, phone_1002):
     wait_until(lambda: call_of(stack, call["id"])["status"] not in LIVE, 10)
     ended = call_of(stack, call["id"])
     assert ended["status"] == "failed" and ended["status_reason"] == "agent-busy", ended
-    wait_until(lambda: agent_of(stack, agent_id)["state"] == "available", 5)
+    wait_until(lambda: agent_of(stack, agent_id)["state"] == "available", 15)
 
 
 def test_customer_busy_ends_busy_and_leaves_no_leg(stack, sim):
@@ -98,7 +98,7 @@ def test_customer_busy_ends_busy_and_leaves_no_leg(stack, sim):
     wait_until(lambda: call_of(stack, call["id"])["status"] not in LIVE, 10)
     assert call_of(stack, call["id"])["status"] == "busy"
     assert not legs_up(sim, call)  # the answered agent's leg was hung up: no orphan
-    wait_until(lambda: agent_of(stack, agent_id)["state"] == "available", 5)
+    wait_until(lambda: agent_of(stack, agent_id)["state"] == "available", 15)
 
 
 def test_customer_first_bridges_the_agent_when_the_customer_answers(stack, sim):
@@ -107,12 +107,12 @@ def test_customer_first_bridges_the_agent_when_the_customer_answers(stack, sim):
     assert call["mode"] == "customer_first"
     wait_until(lambda: call_of(stack, call["id"])["bridged_at"], 10, message="bridged")
     assert call_of(stack, call["id"])["status"] == "in-progress"
-    wait_until(lambda: agent_of(stack, agent_id)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(stack, agent_id)["state"] == "on-call", 15)
     agent_leg = sim.channels[call["agent_leg_uuid"]]
     assert agent_leg.variables["cc_leg"] == "agent" and agent_leg.phone_user == "1001"
     assert stack.post(f"/api/calls/{call['id']}/end", {}).status_code == 200
-    wait_until(lambda: not legs_up(sim, call), 5, message="no leg left in the simulator")
-    wait_until(lambda: call_of(stack, call["id"])["status"] == "completed", 5)
+    wait_until(lambda: not legs_up(sim, call), 15, message="no leg left in the simulator")
+    wait_until(lambda: call_of(stack, call["id"])["status"] == "completed", 15)
 
 
 def test_two_concurrent_starts_for_one_agent_one_wins(stack, sim):
@@ -127,7 +127,7 @@ def test_two_concurrent_starts_for_one_agent_one_wins(stack, sim):
     winner = next(job.value for job in jobs if job.value.status_code == 201).json()
     wait_until(lambda: call_of(stack, winner["id"])["bridged_at"], 10)
     stack.post(f"/api/calls/{winner['id']}/end", {})
-    wait_until(lambda: not legs_up(sim, winner), 5, message="no leg left in the simulator")
+    wait_until(lambda: not legs_up(sim, winner), 15, message="no leg left in the simulator")
 
 
 def test_a_parked_inbound_call_is_sent_to_an_agent(stack, sim):
@@ -149,6 +149,6 @@ def test_a_parked_inbound_call_is_sent_to_an_agent(stack, sim):
     wait_until(lambda: call_of(stack, call["id"])["bridged_at"], 10, message="bridged")
     assert sim.channels[leg].phone_user == "1003"
     assert sim.channels[fs_uuid].bridge is sim.channels[leg].bridge
-    wait_until(lambda: agent_of(stack, agent_id)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(stack, agent_id)["state"] == "on-call", 15)
     assert stack.post(f"/api/calls/{call['id']}/end", {}).status_code == 200
-    wait_until(lambda: not {fs_uuid, leg} & set(sim.channels), 5, message="no leg left")
+    wait_until(lambda: not {fs_uuid, leg} & set(sim.channels), 15, message="no leg left")

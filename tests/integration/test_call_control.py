@@ -45,7 +45,7 @@ def test_hold_then_unhold_counts_the_time_on_hold(stack, sim, calls_channel):
     assert unheld.json()["on_hold"] is False and unheld.json()["hold_seconds"] >= 1
     assert post(stack, call["id"], "unhold").json()["error_id"] == "call_not_on_hold"
     # FreeSWITCH's own CHANNEL_HOLD / CHANNEL_UNHOLD land in the trail beside the API's.
-    wait_until(lambda: "CHANNEL_UNHOLD" in trail_names(stack, call["id"]), 5,
+    wait_until(lambda: "CHANNEL_UNHOLD" in trail_names(stack, call["id"]), 15,
                message="CHANNEL_UNHOLD in the trail")
     names = trail_names(stack, call["id"])
     assert names.index("api.hold") < names.index("api.unhold")
@@ -143,7 +143,7 @@ def test_mute_and_unmute_silence_the_agent_leg(stack, sim):
     assert unmuted.status_code == 200, unmuted.text
     assert not sim.channels[call["agent_leg_uuid"]].muted
     stack.post(f"/api/calls/{call['id']}/end", {})
-    wait_until(lambda: not legs_up(sim, call), 5)
+    wait_until(lambda: not legs_up(sim, call), 15)
 
 
 def test_hold_follows_the_switch_when_the_leg_already_is_held_there(stack, sim):

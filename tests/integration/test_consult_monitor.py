@@ -23,7 +23,7 @@ def bridged_call(stack, agent_id):
     call_id = resp.json()["id"]
     wait_until(lambda: call_of(stack, call_id)["bridged_at"], 15,
                message="customer and agent bridged")
-    wait_until(lambda: agent_state(stack, agent_id) == "on-call", 5, message="agent on-call")
+    wait_until(lambda: agent_state(stack, agent_id) == "on-call", 15, message="agent on-call")
     return call_of(stack, call_id)
 
 
@@ -62,7 +62,7 @@ def ready_again(stack, agent_id):
                message=f"agent {agent_id} out of its call")
     if agent_state(stack, agent_id) == "wrap-up":
         stack.post(f"/api/agents/{agent_id}/ready")
-    wait_until(lambda: agent_state(stack, agent_id) == "available", 5,
+    wait_until(lambda: agent_state(stack, agent_id) == "available", 15,
                message=f"agent {agent_id} available")
 
 
@@ -82,7 +82,7 @@ def test_attended_transfer_complete(stack, sim, agents):
     wait_until(lambda: call["agent_leg_uuid"] not in sim.channels, 10,
                message="the first agent's leg hung up")
     assert any(f"uuid_bridge {call['fs_uuid']} " in c for c in sim.commands)
-    wait_until(lambda: agent_state(stack, first) == "wrap-up", 5)
+    wait_until(lambda: agent_state(stack, first) == "wrap-up", 15)
     assert agent_state(stack, second) == "on-call"
     trail = stack.get(f"/api/calls/{call['id']}/events").json()
     complete = next(e for e in trail if e["event_name"] == "api.transfer_complete")["data"]
@@ -112,7 +112,7 @@ def test_attended_transfer_cancel(stack, sim, agents):
                message="the consult leg hung up")
     wait_until(lambda: bridge_of(sim, call["fs_uuid"]) == call["agent_leg_uuid"], 10,
                message="the customer back with the first agent")
-    wait_until(lambda: agent_state(stack, second) == "available", 5)
+    wait_until(lambda: agent_state(stack, second) == "available", 15)
     assert agent_state(stack, first) == "on-call"
     assert call_of(stack, call["id"])["status"] == "in-progress"
     again = stack.post(f"/api/calls/{call['id']}/transfer/cancel")

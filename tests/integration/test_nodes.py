@@ -114,7 +114,7 @@ def test_an_inbound_call_records_the_node_it_arrived_on(two, sim_b):
     call = wait_until(adopted, 10, message="the inbound call adopted")
     assert call["fs_uuid"] == fs_uuid and call["node"] == "b"
     two.post(f"/api/calls/{call['id']}/end")
-    assert wait_until(lambda: sent_to(sim_b, f"uuid_kill {fs_uuid}"), 5, message="the kill on b")
+    assert wait_until(lambda: sent_to(sim_b, f"uuid_kill {fs_uuid}"), 15, message="the kill on b")
 
 
 def test_a_gateway_is_applied_on_every_node(two, sim, sim_b):

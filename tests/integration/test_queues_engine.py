@@ -86,7 +86,7 @@ def test_caller_queues_with_music_then_is_answered_by_an_agent(qstack, sim):
     wait_until(lambda: call_row(call.id).bridged_at, 10, message="bridged")
     now = call_row(call.id)
     assert now.status == "in-progress" and now.agent_id == agent_id
-    wait_until(lambda: agent_of(qstack, agent_id)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(qstack, agent_id)["state"] == "on-call", 15)
     assert sim.channels[caller].music is None
     sim.hangup(caller)
     wait_until(lambda: agent_of(qstack, agent_id)["state"] == "wrap-up", 10)
@@ -126,7 +126,7 @@ def test_caller_who_hangs_up_while_waiting_abandoned(qstack, sim, queues_channel
     wait_until(lambda: entry_status(call.id) == "abandoned", 10)
     entry = entries_of(call.id)[-1]
     assert entry.wait_seconds >= 1 and entry.left_at is not None
-    wait_until(lambda: "queue.caller_left" in [m["type"] for m in mine()], 5)
+    wait_until(lambda: "queue.caller_left" in [m["type"] for m in mine()], 15)
     kinds = [m["type"] for m in mine()]
     assert kinds[0] == "queue.caller_joined" and "queue.caller_position" in kinds
     position = next(m["data"] for m in mine() if m["type"] == "queue.caller_position")
@@ -145,7 +145,7 @@ def test_caller_overflows_to_another_queue_at_max_wait(qstack, sim):
     wait_until(lambda: [e.status for e in entries_of(call.id)] == ["overflowed", "answered"],
                10, message="overflowed, then answered in the second queue")
     assert [e.queue_id for e in entries_of(call.id)] == [first, second]
-    wait_until(lambda: call_row(call.id).agent_id == agent_id, 5)
+    wait_until(lambda: call_row(call.id).agent_id == agent_id, 15)
     sim.hangup(caller)
 
 
@@ -183,7 +183,7 @@ def test_ring_all_rings_everyone_first_answer_wins(qstack, sim, phones):
     wait_until(lambda: entry_status(call.id) == "answered", 10)
     entry = entries_of(call.id)[-1]
     assert entry.agent_id == a1 and set(entry.offer_leg_uuids) == {a1, a2}
-    wait_until(lambda: agent_of(qstack, a2)["state"] == "available", 5,
+    wait_until(lambda: agent_of(qstack, a2)["state"] == "available", 15,
                message="the other agent stops ringing")
     assert entry.offer_leg_uuids[a2] not in sim.channels
     sim.hangup(caller)
@@ -235,7 +235,7 @@ def test_route_to_an_agent_rings_it_and_bridges_the_caller(qstack, sim):
     call = call_of_channel(caller)
     wait_until(lambda: call_row(call.id).bridged_at, 10, message="bridged to the agent")
     assert call_row(call.id).agent_id == agent_id and not entries_of(call.id)
-    wait_until(lambda: agent_of(qstack, agent_id)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(qstack, agent_id)["state"] == "on-call", 15)
     sim.hangup(caller)
     wait_until(lambda: agent_of(qstack, agent_id)["state"] in ("wrap-up", "available"), 10)
 
@@ -249,7 +249,7 @@ def test_an_agent_transfers_the_caller_into_another_queue(qstack, sim):
     call = call_of_channel(caller)
     wait_until(lambda: call_row(call.id).bridged_at and call_row(call.id).agent_id == first,
                10, message="bridged to the first agent")
-    wait_until(lambda: agent_of(qstack, first)["state"] == "on-call", 5)
+    wait_until(lambda: agent_of(qstack, first)["state"] == "on-call", 15)
     # attended transfers into a queue do not exist: a clear 422, nothing moved
     refused = qstack.post(f"/api/calls/{call.id}/transfer", {"queue": support, "attended": True})
     assert refused.status_code == 422 and "queue" in refused.text

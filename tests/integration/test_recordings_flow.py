@@ -206,7 +206,7 @@ def test_deleting_a_call_deletes_its_recording_and_files(rec_stack, recordings_c
     assert files
     assert rec_stack.delete(f"/api/calls/{call['id']}").status_code == 204
     assert recording_of(rec_stack, call["id"]) is None
-    wait_until(lambda: not any(os.path.exists(f) for f in files), 5, message="files removed")
+    wait_until(lambda: not any(os.path.exists(f) for f in files), 15, message="files removed")
     wait_until(lambda: [m for m in messages_for(recordings_channel, call["id"])
                         if m["type"] == "recording.deleted"], 5, message="recording.deleted")
 
@@ -298,7 +298,7 @@ def test_a_worker_killed_mid_transcode_leaves_no_partial_file_and_the_retry_succ
             retry=Retry(max=2))  # retried at once, not after 10 s, to keep the test short
 
     wait_until(lambda: glob.glob(partials), 20, 0.01, "the transcode to start writing")
-    horse = wait_until(lambda: horse_of(rec_stack), 5, 0.01, "the work-horse")
+    horse = wait_until(lambda: horse_of(rec_stack), 15, 0.01, "the work-horse")
     os.kill(horse.pid, signal.SIGKILL)
     assert not os.path.exists(target)  # nothing half-written under the real name
     url = f"/api/calls/{recording.call_id}/recording"

@@ -147,7 +147,7 @@ def receive_all(ws, seconds):
 
 def subscribe(ws, channels):
     ws.send(json.dumps({"type": "subscribe", "channels": channels}))
-    wait_until(lambda: any(m.get("type") == "subscribed" for m in receive_all(ws, 0.3)), 5,
+    wait_until(lambda: any(m.get("type") == "subscribed" for m in receive_all(ws, 0.3)), 15,
                message="the subscription")
 
 

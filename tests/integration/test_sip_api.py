@@ -296,7 +296,7 @@ def test_delete_removes_the_gateway_from_freeswitch(sip_stack, sim, sip_channel)
     assert settings_of(sip_stack, "pbx-gone") is None
     assert sip_stack.get("/api/sip/gateways/pbx-gone").status_code == 404
     assert sip_stack.delete("/api/sip/gateways/pbx-gone").status_code == 404
-    wait_until(lambda: any(m["type"] == "sip.gateway_deleted" for m in sip_channel.messages), 5,
+    wait_until(lambda: any(m["type"] == "sip.gateway_deleted" for m in sip_channel.messages), 15,
                message="sip.gateway_deleted")
 
 
