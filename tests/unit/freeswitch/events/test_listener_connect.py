@@ -23,10 +23,12 @@ def test_a_switch_that_comes_up_late_is_reached_within_seconds(bound_db):
         assert listener.state == "unreachable"
         sim = ESLSimulator(host="127.0.0.1", port=port, password="ClueCon").start()
         up_at = time.monotonic()
-        while listener.state != "connected" and time.monotonic() - up_at < 5:
+        while listener.state != "connected" and time.monotonic() - up_at < 8:
             gevent.sleep(0.05)
         assert listener.state == "connected"
-        assert time.monotonic() - up_at <= 2.5
+        # Attempts at about 0, 0.5, 1.5 and 3.5 s: with the first-connection cap of 2 s the
+        # next is at 5.5 s (1.5 s after the switch came up); without it, at 7.5 s (3.5 s).
+        assert time.monotonic() - up_at < 3.0
     finally:
         listener.stop()
         runner.kill()
