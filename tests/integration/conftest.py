@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 
 FS_DIST = os.environ.get("FREESWITCH_DIST") or os.path.join(os.path.dirname(ROOT), "shared",
                                                             "freeswitch")
@@ -70,3 +70,26 @@ def real_freeswitch(tmp_path_factory):
     switch = start_real_freeswitch(tmp_path_factory.mktemp("freeswitch"))
     yield switch
     stop_real_freeswitch(switch)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, for the clean-up below."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture(autouse=True)
+def _calls_of_a_failed_test_ended(request):
+    """A real-switch test that fails mid-call leaves its calls up (an `answer-*` or echo far
+    end never hangs up), keeping the session's phones and the module's agents busy: the
+    tests after it would fail too. End them, so one failure reads as one."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed or "real_freeswitch" not in request.fixturenames:
+        return
+    switch = request.getfixturevalue("real_freeswitch")
+    if switch.channels():
+        switch.cli("hupall NORMAL_CLEARING")
+        wait_until(lambda: not switch.channels(), 15, 0.1, "a failed test's calls to end")
