@@ -54,7 +54,7 @@ def test_a_supervisor_key_is_refused_on_the_console(web, browsers):
     browser.open("/")
     browser.find("#api-key").send_keys(new_key(web, "supervisor"))
     browser.find("#signin-form button[type=submit]").click()
-    browser.wait_text("#signin-error", lambda t: "needs an agent key" in t, 5)
+    browser.wait_text("#signin-error", lambda t: "needs an agent key" in t, 15)
     assert not browser.visible("#app")
 
 
@@ -62,7 +62,7 @@ def test_an_agent_goes_ready_calls_holds_sends_dtmf_and_ends_with_an_outcome(
         web, console, agent_id, sim):
     console.wait_text("#agent-state", lambda t: t == "logged-out", 10)
     click(console, "#btn-ready")
-    console.wait_text("#agent-state", lambda t: t == "available", 5, "the agent ready")
+    console.wait_text("#agent-state", lambda t: t == "available", 15, "the agent ready")
     assert web.get(f"/api/agents/{agent_id}").json()["state"] == "available"
     for digit in NUMBER:
         key(console, "dial-keypad", digit)
@@ -74,14 +74,14 @@ def test_an_agent_goes_ready_calls_holds_sends_dtmf_and_ends_with_an_outcome(
     call = web.get("/api/calls/history", params={"agent_id": agent_id}).json()[0]
     assert call["to_number"] == NUMBER and call["record"] is True
     click(console, "#btn-hold")
-    console.wait_text("#btn-hold", lambda t: t == "Unhold", 5)
+    console.wait_text("#btn-hold", lambda t: t == "Unhold", 15)
     assert call_of(web, call["id"])["on_hold"] is True
     console.find("#btn-hold").click()
-    console.wait_text("#btn-hold", lambda t: t == "Hold", 5)
+    console.wait_text("#btn-hold", lambda t: t == "Hold", 15)
     assert call_of(web, call["id"])["on_hold"] is False
     for label, digit in (("1", "1"), ("2", "2"), ("pound", "#")):
         key(console, "dtmf-keypad", label)
-        console.wait_text("#dtmf-sent", lambda t, d=digit: t.endswith(d), 5)
+        console.wait_text("#dtmf-sent", lambda t, d=digit: t.endswith(d), 15)
     assert sim.channels[call["fs_uuid"]].dtmf_sent == "12#"
     # Long enough a recording to seek in: the page's own timer says when.
     console.wait_text("#cur-timer", lambda t: t >= "0:04", 10, "four seconds of talk")
@@ -90,11 +90,11 @@ def test_an_agent_goes_ready_calls_holds_sends_dtmf_and_ends_with_an_outcome(
     console.find("#outcome").send_keys("Sale")
     console.find("#notes").send_keys("wants the yearly plan")
     console.find("#disposition button[type=submit]").click()
-    console.wait_text("#disposition-saved", lambda t: t == "Saved: sale", 5)
+    console.wait_text("#disposition-saved", lambda t: t == "Saved: sale", 15)
     stored = call_of(web, call["id"])
     assert stored["outcome"] == "sale" and stored["notes"] == "wants the yearly plan"
     assert stored["status"] == "completed" and stored["hold_seconds"] >= 0
-    console.wait_text("#agent-state", lambda t: t == "wrap-up", 5)
+    console.wait_text("#agent-state", lambda t: t == "wrap-up", 15)
 
 
 def test_the_agent_plays_the_recording_and_seeks(web, console, agent_id):
@@ -118,7 +118,7 @@ def test_the_agent_plays_the_recording_and_seeks(web, console, agent_id):
 
 def test_the_console_passes_axe_on_a_laptop_and_a_phone(web, console, artifacts):
     click(console, "#btn-ready")  # ends the wrap-up early
-    console.wait_text("#agent-state", lambda t: t == "available", 5)
+    console.wait_text("#agent-state", lambda t: t == "available", 15)
     console.find("#dial-number").clear()
     console.find("#dial-number").send_keys("15551230777")
     click(console, "#btn-call")

@@ -63,13 +63,13 @@ def test_a_bad_key_or_an_agent_key_gets_a_clear_message(web, browsers):
     browser.open("/wallboard")
     browser.find("#api-key").send_keys("cck_not-a-real-key")
     browser.find("#signin-form button[type=submit]").click()
-    message = browser.wait_text("#signin-error", lambda t: bool(t), 5, "the error message")
+    message = browser.wait_text("#signin-error", lambda t: bool(t), 15, "the error message")
     assert "invalid, expired or revoked" in message
     assert not browser.visible("#app")
     browser.find("#api-key").clear()
     browser.find("#api-key").send_keys(new_key(web, "agent", "a-web"))
     browser.find("#signin-form button[type=submit]").click()
-    browser.wait_text("#signin-error", lambda t: "needs a supervisor" in t, 5)
+    browser.wait_text("#signin-error", lambda t: "needs a supervisor" in t, 15)
     assert not browser.visible("#app")
 
 
@@ -80,9 +80,9 @@ def test_a_started_call_appears_within_a_second_and_follows_the_switch(web, boar
         row(board, call["id"])), 10, message="the row to show in-progress")
     assert cells[1] == "outbound" and cells[3] == "15551230001"
     first = cells[5]
-    wait_until(lambda: row(board, call["id"])[5] != first, 3, message="a ticking duration")
+    wait_until(lambda: row(board, call["id"])[5] != first, 10, message="a ticking duration")
     web.post(f"/api/calls/{call['id']}/end")
-    wait_until(lambda: (lambda r: r is None or r[0] == "completed")(row(board, call["id"])), 5,
+    wait_until(lambda: (lambda r: r is None or r[0] == "completed")(row(board, call["id"])), 15,
                message="the ended call to show completed or leave")
     wait_until(lambda: row(board, call["id"]) is None, 10, message="the ended row to go")
 
@@ -95,7 +95,7 @@ def test_a_quality_alert_turns_the_mos_badge_red(web, board):
         assert resp.status_code == 200, resp.text
     cell = f'#calls-body tr[data-id="{call["id"]}"] td.mos'
     wait_until(lambda: board.js("const td = document.querySelector(arguments[0]);"
-                                "return !!td && td.classList.contains('mos-bad')", cell), 5,
+                                "return !!td && td.classList.contains('mos-bad')", cell), 15,
                message="the MOS badge to turn red")
     colour = board.js("return getComputedStyle(arguments[0]).backgroundColor", board.find(cell))
     assert colour == "rgb(179, 38, 30)"
@@ -137,15 +137,15 @@ def test_agents_queues_alerts_and_charts_are_shown(web, board):
     assert web.post("/api/agents", {"id": agent_id, "name": "Wanda",
                                     "endpoint": "user/1002"}).status_code == 201
     agent_row = f'#agents-body tr[data-id="{agent_id}"]'
-    board.wait_text(agent_row, lambda t: "logged-out" in t, 5, "the new agent")
+    board.wait_text(agent_row, lambda t: "logged-out" in t, 15, "the new agent")
     web.post(f"/api/agents/{agent_id}/login")
-    board.wait_text(agent_row, lambda t: "available" in t, 5, "the agent's new state")
+    board.wait_text(agent_row, lambda t: "available" in t, 15, "the agent's new state")
     assert "Wanda" in board.text(agent_row)
     # The snapshot (REST list) says whether each agent's phone is registered: the
     # simulator has 1002 registered; a page loaded now shows it beside the state.
     board.driver.refresh()
     board.wait_text("#live-status", lambda t: t == "Live", 10)
-    board.wait_text(agent_row, lambda t: "registered" in t and "available" in t, 5,
+    board.wait_text(agent_row, lambda t: "registered" in t and "available" in t, 15,
                     "the agent's phone shown as registered")
     # Queues: a table when the service has queues, else a plain "No queues."
     assert board.visible("#queues-table") or board.text("#queues-empty") == "No queues."
@@ -176,7 +176,7 @@ def test_the_token_renews_across_its_expiry_and_a_revoked_key_signs_out(short_we
         ".then(r => done(r.status))")
     assert me == 200
     call = start_call(web, "15551230005")
-    wait_until(lambda: browser.all(f'#calls-body tr[data-id="{call["id"]}"]'), 5)
+    wait_until(lambda: browser.all(f'#calls-body tr[data-id="{call["id"]}"]'), 15)
     web.post(f"/api/calls/{call['id']}/end")
     revoke_key(web, name)
     browser.wait_text("#signin-error", lambda t: "revoked" in t, TTL + 5,
@@ -210,7 +210,7 @@ def call_status(web, call_id):
 def test_both_layouts_pass_axe_and_screenshots_are_written(web, board, artifacts):
     calls, agents = busy_floor(web)
     wait_until(lambda: all((row(board, c["id"]) or [""])[0] == "in-progress" for c in calls), 10)
-    wait_until(lambda: board.all("#calls-body td.mos-bad"), 5, message="the red badge")
+    wait_until(lambda: board.all("#calls-body td.mos-bad"), 15, message="the red badge")
     assert board.axe_serious() == []
     board.js("window.scrollTo(0, 0)")
     print("wallboard:", board.screenshot(artifacts, "wallboard.png"))
