@@ -54,7 +54,8 @@ class AgentById(MethodView):
         return agents().update(agent_id, changes)
 
     @blp.response(204)
-    @blp.alt_response(409, description="The agent is logged in; log it out first")
+    @blp.alt_response(409, description="The agent is logged in (log it out first), or an inbound "
+                      "route or a queue's action sends callers to it (agent_in_use)")
     def delete(self, agent_id):
         """Delete a logged-out agent and its state trail."""
         agents().delete(agent_id)

@@ -180,6 +180,23 @@ def test_deleting_a_queue_with_callers_or_in_use_is_409(stack):
     assert stack.delete(f"/api/queues/{queue['id']}").status_code == 204
 
 
+def test_deleting_an_agent_that_routes_or_queue_actions_send_callers_to_is_409(stack):
+    """Deleted, the agent would leave its callers a tone and a hang-up: refused, named."""
+    agent = make_agent(stack)
+    queue = make_queue(stack, closed_action={"action": "agent", "target": agent})
+    route = make_route(stack, unique_number(), agent, target_type="agent")
+    resp = stack.delete(f"/api/agents/{agent}")
+    assert resp.status_code == 409 and resp.json()["error_id"] == "agent_in_use"
+    assert route["number"] in resp.json()["message"]
+    assert f"queue {queue['id']}'s closed_action" in resp.json()["message"]
+    assert stack.get(f"/api/agents/{agent}").status_code == 200  # nothing changed
+
+    assert stack.delete(f"/api/inbound-routes/{route['id']}").status_code == 204
+    resp = stack.delete(f"/api/agents/{agent}")
+    assert resp.status_code == 409 and route["number"] not in resp.json()["message"]
+    assert stack.put(f"/api/queues/{queue['id']}", {"closed_action": None}).status_code == 200
+    assert stack.delete(f"/api/agents/{agent}").status_code == 204
+
 def test_route_crud_and_matching(stack):
     queue, agent = make_queue(stack), make_agent(stack)
     prefix = "+4420" + str(uuid.uuid4().int)[:4]
