@@ -139,13 +139,18 @@ class HealthService:
         if not redis_up:
             return _component("down", "unknown (Redis down)", count=0)
         try:
-            count = len(Worker.all(connection=self.services.redis))
+            workers = Worker.all(connection=self.services.redis)
+            served = {name for worker in workers for name in worker.queue_names()}
         except redis.RedisError as exc:
             return _component("down", str(exc)[:200], count=0)
-        if count == 0:
+        if not workers:
             return _component("degraded", "no RQ worker is running: recording and quality "
                                           "jobs wait", count=0)
-        return _component("ok", None, count=count)
+        unserved = [name for name in ALL_QUEUES if name not in served]
+        if unserved:  # e.g. workers started with an older release's list of queues
+            return _component("degraded", f"no RQ worker serves {', '.join(unserved)}: "
+                                          "its jobs wait", count=len(workers), unserved=unserved)
+        return _component("ok", None, count=len(workers))
 
     def disk(self):
         """Free space where recordings go (the nearest existing parent if not created yet)."""

@@ -11,8 +11,11 @@ from rq import Queue, Retry
 
 logger = logging.getLogger(__name__)
 
-# The queues the `worker` process's main RQ worker serves (`python -m workers`).
-QUEUES = ("default", "recordings", "quality")
+# The queues the `worker` process's main RQ worker serves (`python -m workers`), in this
+# order: a worker takes from a later queue only when the earlier ones are empty.
+# Transcription has its own queue, last: waiting transcriptions never go before a
+# transcode, and `python -m workers transcripts` can serve them on a machine of their own.
+QUEUES = ("default", "recordings", "quality", "transcripts")
 
 # Every job kind states how long it may run, how long results and failures are
 # kept, and how it is retried: the worker never guesses.
@@ -21,6 +24,9 @@ JOB_POLICY = {
                     retry=Retry(max=3, interval=[5, 30, 120])),
     "recordings": dict(job_timeout=600, result_ttl=3600, failure_ttl=7 * 86400,
                        retry=Retry(max=3, interval=[10, 60, 300])),
+    # Transcribing takes about as long as the call (TRANSCRIPTION_JOB_TIMEOUT overrides).
+    "transcripts": dict(job_timeout=3600, result_ttl=3600, failure_ttl=7 * 86400,
+                        retry=Retry(max=3, interval=[10, 60, 300])),
     "default": dict(job_timeout=300, result_ttl=3600, failure_ttl=7 * 86400,
                     retry=Retry(max=2, interval=[30, 300])),
     # Webhook drains (workers/webhooks.py), served by their own worker processes: a

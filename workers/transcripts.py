@@ -1,4 +1,4 @@
-"""Transcript jobs (queue "recordings"): transcribe a ready recording; recover stalled ones.
+"""Transcript jobs (queue "transcripts"): transcribe a ready recording; recover stalled ones.
 
 The work is services/transcripts (transcriber.py). Queue policy is in
 services/jobs.py (3 retries at 10/60/300 s); the job's timeout is

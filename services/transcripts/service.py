@@ -22,7 +22,7 @@ from services.transcripts.transcriber import Transcriber
 
 logger = logging.getLogger(__name__)
 
-TRANSCRIBE_QUEUE = "recordings"
+TRANSCRIBE_QUEUE = "transcripts"
 TRANSCRIBE_JOB = "workers.transcripts.transcribe_recording"
 RECOVERY_JOB = "workers.transcripts.recover_transcripts"
 RECOVERY_LOCK_KEY = "cc:transcripts:recovery"

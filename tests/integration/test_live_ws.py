@@ -372,7 +372,7 @@ def test_metrics_channel_and_the_realtime_endpoint_show_the_same_figures(live, s
         figures = message["data"]
         assert figures["average_mos"] == 4.1
         assert figures["calls_started_5m"] >= 1
-        assert set(figures["queues"]) == {"default", "recordings", "quality"}
+        assert set(figures["queues"]) == {"default", "recordings", "quality", "transcripts"}
         assert figures["publisher"]["rss_mb"] > 10 and figures["web_processes"] >= 1
 
         def rest_matches_a_message():

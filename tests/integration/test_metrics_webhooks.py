@@ -124,9 +124,9 @@ def test_a_down_receivers_backlog_shows_in_metrics_and_empties_when_it_answers(w
 
 def test_every_queue_a_worker_listens_on_is_in_metrics_and_health(wstack):
     found = samples(scrape_text(wstack))
-    for name in ("default", "recordings", "quality", "webhooks"):
+    for name in ("default", "recordings", "quality", "transcripts", "webhooks"):
         assert value(found, "callcenter_rq_queue_depth", queue=name) is not None, name
         assert value(found, "callcenter_rq_failed_jobs", queue=name) is not None, name
     report = wstack.get("/api/health/detailed").json()
     assert {q["name"] for q in report["queues"]["queues"]} == {
-        "default", "recordings", "quality", "webhooks"}
+        "default", "recordings", "quality", "transcripts", "webhooks"}

@@ -280,7 +280,7 @@ def test_detailed_health_shows_every_dependency_to_admins_only(stack, keys):
         "sqlite", "postgresql")
     assert report["redis"]["status"] == "ok" and report["freeswitch"]["status"] == "ok"
     assert {q["name"] for q in report["queues"]["queues"]} == {"default", "recordings", "quality",
-                                                              "webhooks"}
+                                                              "transcripts", "webhooks"}
     # no RQ worker runs in this stack: the operator is told, the service is only degraded
     assert report["workers"]["count"] == 0 and report["workers"]["status"] == "degraded"
     assert report["status"] == "degraded"

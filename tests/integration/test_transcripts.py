@@ -200,7 +200,7 @@ def test_a_corrupt_recording_fails_once_with_its_reason(tx_stack, redis_server):
         recording.files = {"wav": {"path": relpath, "size": 4012, "sha256": "0" * 64}}
         recording.save()
         Transcript.create(call=call_id, recording=recording_id)
-    jobs.enqueue(redis_server.client(), "recordings", "workers.transcripts.transcribe_recording",
+    jobs.enqueue(redis_server.client(), "transcripts", "workers.transcripts.transcribe_recording",
                  recording_id)
     failed = transcript_of(tx_stack, call_id, "failed")
     assert failed["error"].startswith(("cannot open", "the recording cannot be decoded",

@@ -5,6 +5,7 @@ import json
 import uuid
 
 import pytest
+from rq import Queue
 
 from models import Call, utcnow
 from models.recording import PROCESSING, READY, Recording
@@ -13,7 +14,7 @@ from services.calls.history import history_query
 from services.publisher import Publisher
 from services.recordings.service import RecordingService
 from services.redis_client import stream_key
-from services.transcripts.service import TranscriptService
+from services.transcripts.service import TranscriptService, transcribe_job_id
 from tests.unit.services.transcripts.speech import CUSTOMER_VOICE, conversation, needs_espeak
 
 
@@ -103,6 +104,10 @@ def test_a_ready_recording_is_transcribed_and_announced(services, redis_client, 
                                      {"duration": 2.0, "sample_rate": 16000, "channels": 1,
                                       "truncated": False})
     assert Transcript.get(Transcript.call == call.id).status == PROCESSING
+    # its job waits on its own queue, behind any transcode (queue "recordings")
+    job = transcribe_job_id(recording.id)
+    assert job in Queue("transcripts", connection=redis_client).job_ids
+    assert job not in Queue("recordings", connection=redis_client).job_ids
     assert transcripts.run(recording.id) == "ready"
     assert transcripts.run(recording.id) == "skipped"  # a second run changes nothing
     transcript = Transcript.get(Transcript.call == call.id)
