@@ -3,7 +3,7 @@
 A recording that becomes ready (services/recordings/transcoding.py runs the
 ready hooks inside its transaction) gets a `processing` transcript and, after
 the commit, the job `workers.transcripts.transcribe_recording` on the
-`recordings` queue, under one job id per recording. The transcript is a row
+`transcripts` queue, under one job id per recording. The transcript is a row
 that cascades with its call and its recording: deleting either (by hand or by
 RECORDING_RETENTION_DAYS) deletes it, and its search index entry with it.
 """
