@@ -106,6 +106,14 @@ class CallBridging:
             return None, None
         return agent, mode or AGENT_FIRST
 
+    def node_for(self, agent):
+        """The node for a new call: with several nodes, one where the agent on the line has
+        its phone registered when that is known (its leg is rung there), else by load."""
+        nodes = self.calls.commands
+        if agent is None or len(nodes.names) == 1:
+            return nodes.pick()
+        return nodes.pick(among=self.agents.phones.nodes_with(agent.endpoint))
+
     def place(self, call, agent, timeout):
         """Send the originate of a call with an agent: the agent first (one originate
         with &bridge), or the customer first (parked; the agent is bridged in when the

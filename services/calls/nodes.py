@@ -63,14 +63,17 @@ class CallNodes:
             counts[node] += count
         return counts
 
-    def pick(self):
+    def pick(self, among=None):
         """The node for a new call: a connected one with the fewest live calls (the first
-        such in FREESWITCH_NODES order on a tie). With no node connected, the first node
-        (its command connection then answers for itself, e.g. 503)."""
+        such in FREESWITCH_NODES order on a tie), of the nodes `among` when some of them are
+        connected (an agent's phone is registered there). With no node connected, the
+        first node (its command connection then answers for itself, e.g. 503)."""
         if len(self.names) == 1:
             return self.default_node
         candidates = (node_registry.connected_nodes(self.redis, self.names)
                       if self.redis is not None else list(self.names))
+        preferred = [n for n in candidates if n in (among or ())]
+        candidates = preferred or candidates
         if not candidates:
             logger.warning("no FreeSWITCH node reports its Event Socket connected; "
                            "placing the call on %s", self.default_node)

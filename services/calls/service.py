@@ -247,7 +247,7 @@ class CallService:
                     agent_id=args.get("agent_id"), campaign_id=args.get("campaign_id"),
                     gateway=gateway, metadata=args.get("metadata"),
                     record=bool(args.get("record")), record_format=args.get("record_format"),
-                    idempotency_key=idempotency_key, node=self.commands.pick()))
+                    idempotency_key=idempotency_key, node=self.bridging.node_for(agent)))
                 fastsql.insert_values(CallEvent, call=call, source=SOURCE_API,
                                       event_name="api.start", to_status=call.status)
                 self.notifier.call_initiated(call, outbox)

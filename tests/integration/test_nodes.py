@@ -7,11 +7,13 @@ Runs once on SQLite and once on PostgreSQL (when reachable).
 import json
 import os
 import sys
+import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ChannelRecorder, wait_until
+from tests.integration.agent_helpers import agent_of, call_of
 
 NUMBER = "15551230001"  # the simulator answers it and keeps the call up
 
@@ -199,3 +201,46 @@ def test_a_node_that_goes_away_takes_no_calls_and_is_reconciled_when_back(two, s
     # The calls on a were not touched by b's reconciliation.
     assert all(get(two, c["id"])["status"] == "in-progress" for c in placed)
     end_all_live(two)
+
+
+def test_an_agents_phone_registered_on_one_node_logs_in_and_its_calls_go_there(two, sim, sim_b):
+    """A phone registered on node b only: b's `show registrations` counts (login, the
+    agent's `phone_registered`), and a call with the agent on the line is placed on b
+    although the load alone would pick a (a tie goes to the first node). Only nodes whose
+    events process reports in are asked (a call is never placed on another)."""
+    wait_until(lambda: nodes_connected(two), 30, 0.2, "both nodes reported connected")
+    end_all_live(two)
+    wait_until(lambda: not [c for c in two.get("/api/calls/history").json()
+                            if c["status"] in ("initiated", "ringing", "in-progress")], 10,
+               message="no live call left")
+    user = f"19{uuid.uuid4().int % 100:02d}"
+    sim.phones.pop(user, None)
+    sim_b.phones[user] = "127.0.0.1"
+    agent_id = f"nb-{uuid.uuid4().hex[:8]}"
+    try:
+        assert two.post("/api/agents", {"id": agent_id, "name": "Nia", "endpoint": f"user/{user}",
+                                        "wrapup_seconds": 1}).status_code == 201
+        assert agent_of(two, agent_id)["phone_registered"] is True
+        login = two.post(f"/api/agents/{agent_id}/login")
+        assert login.status_code == 200 and login.json()["state"] == "available", login.text
+        resp = two.post("/api/calls/start", {"to": NUMBER, "gateway": "gw1",
+                                             "agent_id": agent_id})
+        assert resp.status_code == 201, resp.text
+        call = resp.json()
+        assert call["node"] == "b"
+        assert sent_to(sim_b, f"user/{user}") and not sent_to(sim, f"user/{user}")
+        wait_until(lambda: call_of(two, call["id"])["bridged_at"], 15, message="bridged on b")
+        assert start(two)["node"] == "a"  # a call without an agent still goes by load
+        end_all_live(two)
+        wait_until(lambda: agent_of(two, agent_id)["state"] in ("wrap-up", "available"), 15,
+                   message="the agent's call over")
+        assert two.post(f"/api/agents/{agent_id}/logout").status_code == 200
+
+        sim_b.phones.pop(user)  # registered nowhere now
+        refused = two.post(f"/api/agents/{agent_id}/login")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error_id"] == "agent_phone_not_registered"
+        assert agent_of(two, agent_id)["phone_registered"] is False
+    finally:
+        sim_b.phones.pop(user, None)
+        end_all_live(two)

@@ -1,10 +1,12 @@
 """Two real FreeSWITCH instances as two nodes (skipped without ../shared/freeswitch): calls
-spread over both and are ended on their own switch; a gateway is loaded on both.
+spread over both and are ended on their own switch; a gateway is loaded on both; an agent
+whose phone is registered on b only logs in and its calls are placed on b.
 
 On SQLite only: the node logic is the same on PostgreSQL (tests/integration/test_nodes.py).
 """
 import json
 import sys
+import uuid
 
 import pytest
 
@@ -16,7 +18,8 @@ from tests.integration.conftest import start_real_freeswitch, stop_real_freeswit
 def switches(tmp_path_factory):
     a = start_real_freeswitch(tmp_path_factory.mktemp("fs-a"), "--phones", "none")
     try:
-        b = start_real_freeswitch(tmp_path_factory.mktemp("fs-b"), "--phones", "none")
+        # phone 1001 registers (and auto-answers) on b only
+        b = start_real_freeswitch(tmp_path_factory.mktemp("fs-b"), "--phones", "1001")
     except BaseException:
         stop_real_freeswitch(a)
         raise
@@ -91,3 +94,33 @@ def test_a_gateway_is_loaded_on_both_real_switches(real_two, switches):
     assert real_two.delete("/api/sip/gateways/pbx-two").status_code in (200, 204)
     for switch in switches.values():
         assert "Invalid Gateway" in switch.cli("sofia xmlstatus gateway pbx-two")
+
+
+def registered_users(switch):
+    rows = json.loads(switch.cli("show registrations as json") or "{}").get("rows") or []
+    return {row.get("reg_user") for row in rows}
+
+
+def test_an_agent_whose_phone_is_on_b_only_logs_in_and_its_call_is_placed_on_b(real_two,
+                                                                               switches):
+    wait_until(lambda: "1001" in registered_users(switches["b"]), 15, 0.2,
+               "phone 1001 registered on b")
+    assert "1001" not in registered_users(switches["a"])
+    agent_id = f"two-{uuid.uuid4().hex[:8]}"
+    assert real_two.post("/api/agents", {"id": agent_id, "name": "Bea", "endpoint": "user/1001",
+                                         "wrapup_seconds": 1}).status_code == 201
+    login = real_two.post(f"/api/agents/{agent_id}/login")
+    assert login.status_code == 200 and login.json()["state"] == "available", login.text
+    # no call is live: by load alone the call would go to a (a tie goes to the first node)
+    resp = real_two.post("/api/calls/start", {"to": f"answer-{uuid.uuid4().hex[:6]}",
+                                              "agent_id": agent_id})
+    assert resp.status_code == 201, resp.text
+    call = resp.json()
+    assert call["node"] == "b"
+    wait_until(lambda: get(real_two, call["id"])["bridged_at"], 20, 0.2,
+               "the agent's phone and the far end bridged on b")
+    legs = {call["fs_uuid"], call["agent_leg_uuid"]}
+    wait_until(lambda: legs <= switches["b"].channels(), 15, 0.1, "both legs on switch b")
+    assert not legs & switches["a"].channels()
+    assert real_two.post(f"/api/calls/{call['id']}/end").status_code == 200
+    wait_until(lambda: not legs & switches["b"].channels(), 15, 0.1, "the legs gone from b")
