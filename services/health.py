@@ -149,7 +149,7 @@ class HealthService:
         unserved = [name for name in ALL_QUEUES if name not in served]
         if unserved:  # e.g. workers started with an older release's list of queues
             return _component("degraded", f"no RQ worker serves {', '.join(unserved)}: "
-                                          "its jobs wait", count=len(workers), unserved=unserved)
+                                          "jobs there wait", count=len(workers), unserved=unserved)
         return _component("ok", None, count=len(workers))
 
     def disk(self):
