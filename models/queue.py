@@ -28,6 +28,8 @@ ACTION_AGENT = "agent"
 ACTION_NUMBER = "number"
 ACTION_HANGUP = "hangup"
 ACTIONS = (ACTION_QUEUE, ACTION_AGENT, ACTION_NUMBER, ACTION_HANGUP)
+# A queue's fields that hold such an action.
+ACTION_FIELDS = ("max_wait_action", "no_agents_action", "closed_action")
 
 # Inbound routes: how the number is matched and where the call goes.
 MATCH_EXACT = "exact"
@@ -113,6 +115,21 @@ class QueueEntry(BaseModel):
     class Meta:
         table_name = "queue_entry"
         indexes = ((("queue_id", "status", "entered_at"), False), (("entered_at",), False))
+
+
+def senders_to(kind, target):
+    """What sends callers to a queue or an agent (kind "queue" | "agent", which routes'
+    target types and actions share): inbound routes and other queues' actions, named."""
+    users = [f"inbound route {route.number} ({route.match})" for route in InboundRoute.select()
+             .where((InboundRoute.target_type == kind) & (InboundRoute.target == target))]
+    for queue in Queue.select().order_by(Queue.id):
+        if kind == TARGET_QUEUE and queue.id == target:
+            continue  # its own actions never send to itself (checked when set)
+        for field in ACTION_FIELDS:
+            action = getattr(queue, field)
+            if action and action.get("action") == kind and action.get("target") == target:
+                users.append(f"queue {queue.id}'s {field}")
+    return users
 
 
 MODELS = [Queue, QueueMember, InboundRoute, QueueEntry]

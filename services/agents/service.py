@@ -8,7 +8,7 @@ import peewee
 from models import fastsql
 from models.agent import Agent, AgentStateChange
 from models.db import db_session, utcnow
-from models.queue import ACTION_AGENT, TARGET_AGENT, InboundRoute, Queue
+from models.queue import TARGET_AGENT, senders_to
 from services.agents import state as ag
 from services.agents.notifier import AgentNotifier
 from services.agents.registration import PhoneRegistry
@@ -125,7 +125,7 @@ class AgentService:
             if agent.state != ag.LOGGED_OUT:
                 raise Conflict(f"agent {agent_id} is {agent.state}; log it out before deleting",
                                error_id="agent_logged_in")
-            users = _users_of(agent.id)
+            users = senders_to(TARGET_AGENT, agent.id)
             if users:  # its callers would hear a tone and be hung up
                 raise Conflict(f"agent {agent.id} is the target of {', '.join(users)}; point "
                                "them elsewhere first", error_id="agent_in_use")
@@ -317,18 +317,6 @@ class AgentService:
 
 def _same_or_null(field, value):
     return field.is_null() if value is None else field == value
-
-
-def _users_of(agent_id):
-    """What sends callers to the agent: inbound routes and queues' actions, named."""
-    users = [f"inbound route {route.number} ({route.match})" for route in InboundRoute.select()
-             .where((InboundRoute.target_type == TARGET_AGENT) & (InboundRoute.target == agent_id))]
-    for queue in Queue.select().order_by(Queue.id):
-        for field in ("max_wait_action", "no_agents_action", "closed_action"):
-            action = getattr(queue, field)
-            if action and action.get("action") == ACTION_AGENT and action.get("target") == agent_id:
-                users.append(f"queue {queue.id}'s {field}")
-    return users
 
 
 def register(services):

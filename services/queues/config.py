@@ -14,6 +14,7 @@ from models.agent import Agent
 from models.db import utcnow, write_transaction
 from models.queue import (
     ACTION_AGENT,
+    ACTION_FIELDS,
     ACTION_QUEUE,
     ENTRY_LIVE,
     TARGET_AGENT,
@@ -23,11 +24,11 @@ from models.queue import (
     Queue,
     QueueEntry,
     QueueMember,
+    senders_to,
 )
 from services.errors import Conflict, NotFound, Unprocessable
 from services.queues.routes import NUMBER_HELP, is_number, match_route
 
-ACTION_FIELDS = ("max_wait_action", "no_agents_action", "closed_action")
 QUEUE_FIELDS = ("name", "strategy", "required_skills", "ring_timeout", "max_wait_seconds",
                 "hours", "service_level_seconds", "wrapup_seconds",
                 "max_missed_offers") + ACTION_FIELDS
@@ -89,7 +90,7 @@ class QueueConfig:
                 raise Conflict(f"queue {queue.id} has {waiting} caller(s) waiting or being "
                                "offered; delete it once they are served (or point its routes "
                                "elsewhere first)", error_id="queue_has_callers")
-            users = _users_of(queue.id)
+            users = senders_to(TARGET_QUEUE, queue.id)
             if users:
                 raise Conflict(f"queue {queue.id} is in use by {', '.join(users)}; point them "
                                "elsewhere first", error_id="queue_in_use")
@@ -226,18 +227,6 @@ def _check_route(route_id, values):
         raise Unprocessable(f"target: no queue {target}", error_id="inbound_route_target_unknown")
     if target_type == TARGET_AGENT and Agent.get_or_none(Agent.id == target) is None:
         raise Unprocessable(f"target: no agent {target}", error_id="inbound_route_target_unknown")
-
-
-def _users_of(queue_id):
-    """What points at the queue: inbound routes and other queues' actions, named."""
-    users = [f"inbound route {route.number} ({route.match})" for route in InboundRoute.select()
-             .where((InboundRoute.target_type == TARGET_QUEUE) & (InboundRoute.target == queue_id))]
-    for other in Queue.select().where(Queue.id != queue_id):
-        for field in ACTION_FIELDS:
-            action = getattr(other, field)
-            if action and action.get("action") == ACTION_QUEUE and action.get("target") == queue_id:
-                users.append(f"queue {other.id}'s {field}")
-    return users
 
 
 def _route_taken(args):
