@@ -11,6 +11,7 @@ from freeswitch.esl.commands import SHOW_REGISTRATIONS, parse_registrations
 from freeswitch.esl.connection import FreeSwitchError, FreeSwitchUnavailable
 from services import nodes as node_registry
 from services.agents.endpoints import USER, parse_endpoint
+from services.calls.nodes import CallNodes
 from services.errors import BadGateway, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -38,14 +39,11 @@ class PhoneRegistry:
         self.commands = commands
 
     def _nodes(self):
-        """[(node name, its commands)] to ask: one FreeSwitchCommands is the only node."""
-        items = getattr(self.commands, "items", None)
-        if items is None:
-            return [(node_registry.DEFAULT_NODE, self.commands)]
-        nodes = list(items())
-        redis_conn = getattr(self.commands, "redis", None)
-        if len(nodes) > 1 and redis_conn is not None:
-            up = set(node_registry.connected_nodes(redis_conn, [name for name, _ in nodes]))
+        """[(node name, its commands)] to ask (one FreeSwitchCommands is the node "default")."""
+        calls_nodes = CallNodes.of(self.commands)
+        nodes = list(calls_nodes.items())
+        if len(nodes) > 1 and calls_nodes.redis is not None:
+            up = set(node_registry.connected_nodes(calls_nodes.redis, calls_nodes.names))
             nodes = [(name, commands) for name, commands in nodes if name in up] or nodes
         return nodes
 
