@@ -382,6 +382,7 @@ class Figures:
     feed_messages: int = 0
     feed_gaps: list = dataclasses.field(default_factory=list)
     feed_out_of_order: list = dataclasses.field(default_factory=list)
+    feed_redelivered: int = 0
     feed_missing_final: list = dataclasses.field(default_factory=list)
     resyncs: int = 0
     outbox_left: int = 0
@@ -438,12 +439,21 @@ class Figures:
         self.feed_messages = len(messages)
         ids = [m["id"] for m in messages]
         self.feed_gaps = [(a, b) for a, b in zip(ids, ids[1:]) if b != a + 1][:20]
-        last = {}
+        last, seen = {}, set()
         for message in messages:
             call_id = message["data"].get("id")
             rank = ORDER.get(message["type"])
             if call_id is None or rank is None:
                 continue
+            # Redis closing a connection after it ran a pipeline of publishes (it is being
+            # stopped) fails the sender, which sends those messages again once Redis is
+            # back: the same message, a later id (at least once, docs/websocket.md).
+            # Counted apart; anything else arriving after a later state is out of order.
+            same = (message["type"], json.dumps(message["data"], sort_keys=True))
+            if (call_id, same) in seen:
+                self.feed_redelivered += 1
+                continue
+            seen.add((call_id, same))
             if rank < last.get(call_id, (-1, None))[0]:
                 self.feed_out_of_order.append((call_id, last[call_id][1], message["type"]))
             last[call_id] = (max(rank, last.get(call_id, (-1, None))[0]), message["type"])
@@ -466,7 +476,8 @@ class Figures:
             f"wrong {len(self.wrong)}, still live {self.still_live}, "
             f"leaked channels {self.leaked_channels}",
             f"live feed: {self.feed_messages} messages, gaps {len(self.feed_gaps)}, "
-            f"out of order {len(self.feed_out_of_order)}, final status not announced "
+            f"out of order {len(self.feed_out_of_order)}, sent again after a Redis failure "
+            f"{self.feed_redelivered}, final status not announced "
             f"{len(self.feed_missing_final)}, resyncs {self.resyncs}, "
             f"news left unsent in the outbox {self.outbox_left} {self.outbox_rows}",
             f"API answers {self.responses}, unclean {len(self.bad_responses)}",
